@@ -1,0 +1,37 @@
+"""The alert value handed from the evaluator to the notifiers (after Alertmanager's
+``types.Alert``). Immutable; a new value is sent at every evaluation."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Stable identity of an alert: a hash of its sorted labels (16 hex chars)."""
+    h = hashlib.sha256()
+    for k in sorted(labels):
+        h.update(k.encode() + b"\xff" + labels[k].encode() + b"\xff")
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Alert:
+    labels: dict[str, str]                 # includes alertname, severity, rule labels
+    annotations: dict[str, str] = field(default_factory=dict)
+    state: str = "firing"                  # "pending" | "firing" | "resolved" (only firing/resolved are sent)
+    starts_at: float = 0.0                 # unix seconds: when the alert went firing (active since)
+    ends_at: float = 0.0                   # unix seconds: when it resolved; 0 while firing
+    value: float = float("nan")            # the expression's value at the last evaluation
+    generator_url: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.labels)
+
+    @property
+    def name(self) -> str:
+        return self.labels.get("alertname", "")
+
+    @property
+    def resolved(self) -> bool:
+        return self.state == "resolved"

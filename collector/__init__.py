@@ -1,0 +1,2 @@
+"""Tocsin's collector: receive → aggregate → store → query."""
+__version__ = "0.1.0"

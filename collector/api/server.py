@@ -1,0 +1,45 @@
+"""The HTTP API on 9099: health, self-metrics, reload, and the routes each area
+contributes (Prometheus query API, rules and alerts, silences)."""
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+
+def make_api_app(ctx) -> Starlette:
+    from alerting.evaluate.api import routes as rule_routes
+    from alerting.notify.api import routes as silence_routes
+    from collector.api.prom import routes as prom_routes
+
+    async def healthy(_: Request) -> Response:
+        return PlainTextResponse("Tocsin is Healthy.\n")
+
+    async def ready(_: Request) -> Response:
+        return PlainTextResponse("Tocsin is Ready.\n")
+
+    async def metrics(_: Request) -> Response:
+        ctx.metrics.series_active.set(ctx.aggregator.series_count())
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def reload(_: Request) -> Response:
+        errors = await asyncio.to_thread(ctx.reload)
+        if errors:
+            return JSONResponse({"status": "error", "errorType": "bad_data", "error": "; ".join(errors)},
+                                status_code=400)
+        return JSONResponse({"status": "success"})
+
+    routes = [
+        Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
+        Route("/-/ready", ready, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/-/reload", reload, methods=["POST", "PUT"]),
+        *prom_routes(ctx),
+        *rule_routes(ctx),
+        *silence_routes(ctx),
+    ]
+    return Starlette(routes=routes)

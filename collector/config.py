@@ -1,0 +1,207 @@
+"""``tocsin.yaml``: one file, validated with pydantic. Unknown keys are errors;
+every error names the key path and says what is expected. Any key can be
+overridden from the environment: ``TOCSIN_STORAGE__PATH=/x`` sets
+``storage.path`` (values are read as YAML scalars, so ``[a, b]`` is a list)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+
+from alerting.notify.config import NotifyConfig
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(v: Any) -> float:
+    """'500ms', '10s', '5m', '2d' (or a number of seconds) → seconds."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return float(v)
+    if isinstance(v, str):
+        total, rest = 0.0, v.strip()
+        while rest:
+            m = re.match(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", rest)
+            if not m:
+                break
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            rest = rest[m.end():]
+        if not rest and v.strip():
+            return total
+    raise ValueError(f"expected a duration like 500ms, 10s, 5m, 1h30m or 2d, got {v!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _listen(v: Any) -> str:
+    if not isinstance(v, str) or not re.match(r"^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$", v):
+        raise ValueError(f"expected HOST:PORT (e.g. 127.0.0.1:4318, port 0 picks a free port), got {v!r}")
+    return v
+
+
+Listen = Annotated[str, BeforeValidator(_listen)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GrpcConfig(Strict):
+    listen: Listen = "127.0.0.1:4317"
+    max_message_bytes: int = Field(32 << 20, gt=0)
+
+
+class HttpConfig(Strict):
+    listen: Listen = "127.0.0.1:4318"
+    max_request_bytes: int = Field(8 << 20, gt=0, description="Largest accepted body, as sent.")
+    max_decompressed_bytes: int = Field(64 << 20, gt=0, description="Largest body after gzip/deflate.")
+
+
+class OtlpConfig(Strict):
+    grpc: GrpcConfig = GrpcConfig()
+    http: HttpConfig = HttpConfig()
+    max_items_per_request: int = Field(100_000, gt=0, description="Spans or data points in one request.")
+    max_attribute_length: int = Field(4096, gt=0, description="Longest attribute value used as a label.")
+
+
+class ReceiversConfig(Strict):
+    otlp: OtlpConfig = OtlpConfig()
+
+
+class SpanMetricsConfig(Strict):
+    dimensions: list[str] = Field(default_factory=list,
+                                  description="Extra span or resource attributes that become labels.")
+    max_series_per_metric: int = Field(10_000, gt=0,
+                                       description="New series past this fold into otel_metric_overflow=\"true\".")
+
+
+class AggregationConfig(Strict):
+    slot: Duration = Field(10, description="Width of a histogram time slot.")
+    lateness: Duration = Field(300, description="Data ending longer ago than this is rejected.")
+    future_skew: Duration = Field(300, description="Data ending further than this in the future is rejected.")
+    flush_interval: Duration = Field(5, description="How often closed slots are written to the store.")
+
+    @field_validator("slot")
+    @classmethod
+    def _slot_divides_minute(cls, v: float) -> float:
+        if v < 1 or 60 % int(v) or int(v) != v:
+            raise ValueError("slot must be a whole number of seconds that divides 60 (1s, 5s, 10s, 15s, 30s, 60s)")
+        return v
+
+
+class RetentionConfig(Strict):
+    raw: Duration = Field(2 * 86400, description="Keep slot-resolution histograms this long.")
+    minute: Duration = Field(30 * 86400, description="Keep 1-minute rollups this long.")
+    hour: Duration = Field(400 * 86400, description="Keep 1-hour rollups this long.")
+    samples: Duration = Field(30 * 86400, description="Keep float samples (counters, gauges) this long.")
+
+
+class StorageConfig(Strict):
+    path: str = "./data/tocsin.duckdb"
+    retention: RetentionConfig = RetentionConfig()
+    maintenance_interval: Duration = Field(60, description="How often rollups and retention run.")
+
+
+class ApiConfig(Strict):
+    listen: Listen = "127.0.0.1:9099"
+    external_url: str = Field("", description="URL users reach the API at (used in alert links).")
+
+
+class QueryConfig(Strict):
+    lookback_delta: Duration = 300
+    timeout: Duration = 30
+    max_samples: int = Field(50_000_000, gt=0)
+
+
+class RulesConfig(Strict):
+    files: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
+    evaluation_interval: Duration = 60
+
+
+class LogConfig(Strict):
+    level: str = Field("info", pattern="^(debug|info|warning|error)$")
+    format: str = Field("text", pattern="^(text|json)$")
+
+
+class Config(Strict):
+    receivers: ReceiversConfig = ReceiversConfig()
+    spanmetrics: SpanMetricsConfig = SpanMetricsConfig()
+    aggregation: AggregationConfig = AggregationConfig()
+    storage: StorageConfig = StorageConfig()
+    api: ApiConfig = ApiConfig()
+    query: QueryConfig = QueryConfig()
+    rules: RulesConfig = RulesConfig()
+    notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    log: LogConfig = LogConfig()
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; ``errors`` holds one line per problem."""
+
+    def __init__(self, source: str, errors: list[str]):
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: invalid configuration:\n  " + "\n  ".join(errors))
+
+
+def _apply_env(raw: dict, environ: dict[str, str]) -> dict:
+    yaml = YAML(typ="safe")
+    for name, value in sorted(environ.items()):
+        if not name.startswith("TOCSIN_") or "__" not in name and name.count("_") < 1:
+            continue
+        path = name[len("TOCSIN_"):].lower().split("__")
+        if path[0] not in Config.model_fields or name == "TOCSIN_CONFIG":
+            continue
+        node = raw
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            parsed = yaml.load(value) if value.strip() else value
+            node[path[-1]] = parsed if parsed is not None else value
+    return raw
+
+
+def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load, apply environment overrides, validate. Raises ConfigError."""
+    environ = dict(os.environ if environ is None else environ)
+    raw: dict = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise ConfigError(source, [f"cannot read the file: {e.strerror}"]) from e
+        try:
+            loaded = YAML(typ="safe").load(text)
+        except Exception as e:  # ruamel raises several error types; all mean "not YAML"
+            raise ConfigError(source, [f"not valid YAML: {e}"]) from e
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(source, ["the top level must be a mapping (receivers:, storage:, ...)"])
+        raw = loaded or {}
+    raw = _apply_env(raw, environ)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        errors = []
+        for err in e.errors():
+            key = ".".join(str(p) for p in err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see the configuration reference in README.md)"
+            errors.append(f"{key}: {msg}")
+        raise ConfigError(source, errors) from None
+
+
+def default_config_path(environ: dict[str, str] | None = None) -> str | None:
+    environ = os.environ if environ is None else environ
+    if environ.get("TOCSIN_CONFIG"):
+        return environ["TOCSIN_CONFIG"]
+    return "tocsin.yaml" if os.path.exists("tocsin.yaml") else None

@@ -1,0 +1,49 @@
+"""What the query engine reads: the series catalog, and rows from the store
+merged with what the aggregator still holds in memory (read your writes)."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from collector.model import HistRows, SampleRows, SeriesCatalog
+
+
+class DataSource(Protocol):
+    catalog: SeriesCatalog
+
+    def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
+        """Histogram slots starting in [start_ns, end_ns); at most one row per
+        (series, slot start) — rows from memory and disk of one slot are merged."""
+
+    def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
+        """Float samples in [start_ns, end_ns], sorted by (series, ts)."""
+
+
+class LiveSource:
+    """Store + in-memory aggregator."""
+
+    def __init__(self, store, aggregator):
+        self.store = store
+        self.aggregator = aggregator
+        self.catalog = aggregator.catalog
+
+    def read_hist(self, series_ids, start_ns, end_ns) -> HistRows:
+        from collector.aggregate.merge import merge_rows
+
+        ids = np.asarray(series_ids, dtype=np.uint64)
+        mem, _ = self.aggregator.snapshot(ids, start_ns, end_ns)
+        disk = self.store.read_hist(ids, start_ns, end_ns)
+        if not len(mem):
+            return disk
+        return merge_rows(HistRows.concat([disk, mem]))
+
+    def read_samples(self, series_ids, start_ns, end_ns) -> SampleRows:
+        ids = np.asarray(series_ids, dtype=np.uint64)
+        _, mem = self.aggregator.snapshot(ids, start_ns, end_ns)
+        disk = self.store.read_samples(ids, start_ns, end_ns)
+        rows = SampleRows.concat([disk, mem])
+        if not len(mem):
+            return rows
+        order = np.lexsort((rows.ts, rows.series_id))
+        return SampleRows(rows.series_id[order], rows.ts[order], rows.value[order])

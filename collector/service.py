@@ -1,0 +1,205 @@
+"""``tocsin serve``: wires receive → aggregate → store → query and
+rules → evaluate → notify into one process, and runs them until SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from typing import Callable
+
+import numpy as np
+import uvicorn
+
+from collector.aggregate.aggregator import Aggregator, AggregatorSettings
+from collector.config import Config
+from collector.model import KIND_GAUGE, NS, SeriesCatalog, make_labels
+from collector.query.source import LiveSource
+from collector.selfmetrics import SelfMetrics
+from collector.store.base import Retention
+from collector.store.duckdb_store import DuckDBStore
+
+log = logging.getLogger("tocsin")
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _bind(listen: str) -> socket.socket:
+    host, port = _split(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _fmt(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the service owns the signals."""
+
+    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+        pass
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # uvicorn >= 0.29
+        yield
+
+
+class Service:
+    def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns):
+        from alerting.evaluate.manager import RuleManager
+        from alerting.notify.notifier import Notifier
+        from collector.query.engine import Engine
+
+        self.config = config
+        self.clock = clock
+        self.metrics = SelfMetrics()
+        st = config.storage
+        retention = Retention(by_res={int(config.aggregation.slot): int(st.retention.raw), 60: int(st.retention.minute),
+                                      3600: int(st.retention.hour)},
+                              samples=int(st.retention.samples),
+                              rollup_after=int(config.aggregation.lateness + 2 * config.aggregation.slot + 30))
+        self.store = DuckDBStore(st.path, retention)
+        self.catalog = SeriesCatalog()
+        for s in self.store.load_series():
+            self.catalog.add(s)
+        agg = config.aggregation
+        self.aggregator = Aggregator(
+            self.catalog,
+            AggregatorSettings(slot_seconds=int(agg.slot), lateness_seconds=int(agg.lateness),
+                               future_skew_seconds=int(agg.future_skew),
+                               max_series_per_metric=config.spanmetrics.max_series_per_metric),
+            clock=clock, on_overflow=lambda metric: self.metrics.series_overflow.labels(metric).inc())
+        self.source = LiveSource(self.store, self.aggregator)
+        q = config.query
+        self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
+                             timeout_s=q.timeout, clock=lambda: self.clock() / NS)
+        self.notifier = Notifier(config.notify, self.store, self.metrics, clock=lambda: self.clock() / NS)
+        self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
+                                     notify=self.notifier.submit, metrics=self.metrics,
+                                     clock=lambda: self.clock() / NS, external_url=config.api.external_url,
+                                     default_interval=config.rules.evaluation_interval)
+        self.addresses: dict[str, str] = {}
+        self._stop = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+
+    # -- called by the evaluator ----------------------------------------------
+    def record_sample(self, metric: str, labels: dict[str, str], t: float, value: float) -> None:
+        """Recorded series and ALERTS go through the aggregator like any sample."""
+        self.aggregator.record_samples(metric, KIND_GAUGE, [make_labels(labels)], np.zeros(1, np.int64),
+                                       np.array([int(t * NS)], np.int64), np.array([value]), check_time=False)
+
+    def reload(self) -> list[str]:
+        """Reload rule files; all or nothing. Returns the errors (empty on success)."""
+        return self.evaluator.load(self.config.rules.files)
+
+    # -- background work ------------------------------------------------------
+    async def flush(self, force: bool = False) -> None:
+        async with self._flush_lock:
+            batch = self.aggregator.take_closed(force=force)
+            if not (batch.series or len(batch.hist) or len(batch.samples)):
+                return
+            t0 = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.store.write, batch)
+            except Exception:
+                log.exception("flush failed; the batch stays in memory and is retried")
+                self.metrics.flush_failures.inc()
+                self.aggregator.putback(batch)
+                return
+            self.metrics.flush_duration.observe(time.perf_counter() - t0)
+            self.metrics.flush_rows.labels("hist").inc(len(batch.hist))
+            self.metrics.flush_rows.labels("samples").inc(len(batch.samples))
+            self.metrics.series_active.set(self.aggregator.series_count())
+
+    async def _every(self, seconds: float, fn) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            if self._stop.is_set():
+                return
+            try:
+                await fn()
+            except Exception:
+                log.exception("background task failed")
+
+    async def _maintain(self) -> None:
+        done = await asyncio.to_thread(self.store.maintain, self.clock())
+        for what, n in done.items():
+            self.metrics.maintenance.labels(what).inc(n)
+        self.metrics.store_size.set(self.store.size_bytes())
+
+    # -- run ------------------------------------------------------------------
+    async def run(self) -> None:
+        from collector.api.server import make_api_app
+        from collector.receiver.otlp_grpc import make_grpc_server
+        from collector.receiver.otlp_http import make_otlp_http_app
+        from collector.receiver.settings import ReceiverSettings
+
+        cfg = self.config
+        errors = self.reload()
+        if errors:
+            raise SystemExit("rule files are invalid:\n  " + "\n  ".join(errors))
+        rsettings = ReceiverSettings.from_config(cfg)
+        http_sock, api_sock = _bind(cfg.receivers.otlp.http.listen), _bind(cfg.api.listen)
+        grpc_server, grpc_port = make_grpc_server(self.aggregator, rsettings, self.metrics,
+                                                  cfg.receivers.otlp.grpc.listen)
+        ghost, _ = _split(cfg.receivers.otlp.grpc.listen)
+        self.addresses = {"otlp_grpc": f"{ghost}:{grpc_port}", "otlp_http": _fmt(http_sock), "api": _fmt(api_sock)}
+
+        servers = [
+            _Server(uvicorn.Config(make_otlp_http_app(self.aggregator, rsettings, self.metrics), lifespan="off",
+                                   log_level="warning", access_log=False, timeout_graceful_shutdown=10)),
+            _Server(uvicorn.Config(make_api_app(self), lifespan="off", log_level="warning", access_log=False,
+                                   timeout_graceful_shutdown=10)),
+        ]
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._stop.set)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+
+        await grpc_server.start()
+        tasks = [asyncio.create_task(servers[0].serve(sockets=[http_sock])),
+                 asyncio.create_task(servers[1].serve(sockets=[api_sock])),
+                 asyncio.create_task(self._every(cfg.aggregation.flush_interval, self.flush)),
+                 asyncio.create_task(self._every(cfg.storage.maintenance_interval, self._maintain))]
+        self.notifier.start()
+        self.evaluator.start()
+        log.info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
+        await self._stop.wait()
+
+        log.info("stopping: no new requests, finishing those in flight")
+        for s in servers:
+            s.should_exit = True
+        await grpc_server.stop(grace=5)
+        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        self.evaluator.stop()
+        await self.flush(force=True)
+        self.notifier.stop()
+        for t in tasks[2:]:
+            t.cancel()
+        self.store.close()
+        log.info("stopped")
+
+    def _on_sighup(self) -> None:
+        errors = self.reload()
+        if errors:
+            log.error("reload failed, keeping the previous rules:\n  %s", "\n  ".join(errors))
+        else:
+            log.info("rules reloaded")
+
+    def stop(self) -> None:
+        self._stop.set()

@@ -1,0 +1,70 @@
+"""The store seam: everything Tocsin keeps on disk goes through this interface.
+
+Only ``collector/store`` imports a database driver. DuckDB (``duckdb_store``) is
+the embedded default; a PostgreSQL backend, so that several collectors share one
+store, implements the same methods.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from collector.model import HistRows, SampleRows, Series
+
+
+@dataclass(frozen=True)
+class WriteBatch:
+    """What one flush writes, atomically: series first seen, closed histogram
+    slots (rows of ``res`` seconds, one row per series per slot), float samples."""
+
+    series: list[Series] = field(default_factory=list)
+    hist: HistRows = field(default_factory=HistRows.empty)
+    samples: SampleRows = field(default_factory=SampleRows.empty)
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long each resolution is kept, in seconds; slots of ``res`` seconds are
+    rolled up into the next resolution once they are older than ``rollup_after``."""
+
+    by_res: dict[int, int]          # {10: 2 days, 60: 30 days, 3600: 400 days}
+    samples: int                    # float samples
+    rollup_after: int = 120
+
+
+class StoreError(Exception):
+    """A store that cannot be opened or used; the message says what to do."""
+
+
+class Store(Protocol):
+    resolutions: tuple[int, ...]
+
+    def load_series(self) -> list[Series]: ...
+
+    def write(self, batch: WriteBatch) -> None:
+        """Persist a batch. Histogram rows whose (series, slot) already exists are
+        merged into it, so late data and repeated flushes never double a row."""
+
+    def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
+        """Rows of the given series whose slot starts in [start_ns, end_ns), each
+        time taken from the finest resolution that still holds it; no two rows
+        cover the same time."""
+
+    def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
+        """Float samples with ts in [start_ns, end_ns], sorted by series then ts."""
+
+    def maintain(self, now_ns: int) -> dict[str, int]:
+        """Roll up closed slots and drop expired data; returns counts of what it did."""
+
+    # Small documents for the alerting side (alert state, notification log,
+    # outbox, silences). Values are JSON-serialisable dicts.
+    def kv_put(self, namespace: str, key: str, value: dict[str, Any]) -> None: ...
+    def kv_put_many(self, namespace: str, items: dict[str, dict[str, Any]]) -> None: ...
+    def kv_get(self, namespace: str, key: str) -> dict[str, Any] | None: ...
+    def kv_list(self, namespace: str) -> dict[str, dict[str, Any]]: ...
+    def kv_delete(self, namespace: str, key: str) -> None: ...
+
+    def size_bytes(self) -> int: ...
+    def close(self) -> None: ...

@@ -1,0 +1,356 @@
+"""The embedded DuckDB store (the default backend).
+
+Layout: histogram slots and float samples live in time-partitioned tables
+(``hist_<res>_<YYYYMMDD>``, ``samples_<YYYYMMDD>``), so retention drops whole
+tables instead of scanning with DELETE. The ``latency`` view (the contract's
+public face for analysts) and ``hist_all`` union them and are rebuilt when a
+partition is added or dropped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+import duckdb
+from collector.aggregate.merge import merge_rows
+from collector.model import NS, HistRows, SampleRows, Series
+from collector.store import arrow_rows
+from collector.store.base import Retention, StoreError, WriteBatch
+from collector.store.migrations import HIST_COLUMNS, MIGRATIONS, SAMPLE_COLUMNS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400
+# How much time one partition table holds, per resolution (seconds).
+PARTITION_SPAN = {10: DAY, 60: 7 * DAY, 3600: 90 * DAY}
+SAMPLES_SPAN = DAY
+DEFAULT_RETENTION = Retention(by_res={10: 2 * DAY, 60: 30 * DAY, 3600: 400 * DAY}, samples=30 * DAY)
+
+
+def _fmt(ts_s: int) -> str:
+    return datetime.fromtimestamp(ts_s, timezone.utc).strftime("%Y%m%d")
+
+
+class DuckDBStore:
+    def __init__(self, path: str, retention: Retention = DEFAULT_RETENTION, read_only: bool = False):
+        self.path = path
+        self.retention = retention
+        self.resolutions = tuple(sorted(retention.by_res))
+        if path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        try:
+            self._con = duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as e:
+            raise StoreError(f"cannot open the store at {path}: {e}. Is another tocsin running on this file?") from e
+        except duckdb.Error as e:
+            raise StoreError(f"cannot open the store at {path}: {e}") from e
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._migrate()
+        self._parts: dict[str, tuple[str, int, int, int]] = {}  # name -> (kind, res, start_s, end_s)
+        for name, kind, res, start, end in self._con.execute(
+                "SELECT name, kind, res, epoch(start_ts)::BIGINT, epoch(end_ts)::BIGINT FROM partitions").fetchall():
+            self._parts[name] = (kind, res, start, end)
+        self._rebuild_views()
+
+    # -- schema ---------------------------------------------------------------
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        rows = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        version = int(rows[0][0]) if rows else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"the store at {self.path} has schema version {version}, newer than this tocsin "
+                             f"understands ({SCHEMA_VERSION}); run a newer tocsin or restore a backup")
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            log.info("migrating store %s to schema version %d", self.path, v)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                MIGRATIONS[v](con)
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(v)])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        return int(self._con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()[0][0])
+
+    def _cursor(self):
+        cur = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._local.cur = self._con.cursor()
+        return cur
+
+    def _rebuild_views(self) -> None:
+        hist = ["hist_empty"] + sorted(n for n, p in self._parts.items() if p[0] == "hist")
+        union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in hist)
+        self._con.execute(f"CREATE OR REPLACE VIEW hist_all AS {union}")
+        self._con.execute(f"""CREATE OR REPLACE VIEW latency AS
+            SELECT h.ts, to_seconds(h.res) AS resolution, s.metric, s.labels, h.count,
+                   h.sum, h.min, h.max, h.p50, h.p90, h.p95, h.p99
+            FROM hist_all h JOIN series s USING (series_id)""")
+
+    def _partition(self, kind: str, res: int, ts_s: int) -> str:
+        span = PARTITION_SPAN[res] if kind == "hist" else SAMPLES_SPAN
+        start = ts_s // span * span
+        name = f"hist_{res}_{_fmt(start)}" if kind == "hist" else f"samples_{_fmt(start)}"
+        if name not in self._parts:
+            cols = HIST_COLUMNS if kind == "hist" else SAMPLE_COLUMNS
+            self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+            self._con.execute("INSERT OR REPLACE INTO partitions VALUES (?, ?, ?, to_timestamp(?), to_timestamp(?))",
+                              [name, kind, res, start, start + span])
+            self._parts[name] = (kind, res, start, start + span)
+            self._rebuild_views()
+        return name
+
+    # -- writing --------------------------------------------------------------
+    def load_series(self) -> list[Series]:
+        rows = self._con.execute("SELECT series_id, metric, map_keys(labels), map_values(labels), kind, "
+                                 "coalesce(unit, ''), coalesce(help, '') FROM series").fetchall()
+        return [Series(int(sid), m, tuple(sorted(zip(k, v))), kind, unit, h) for sid, m, k, v, kind, unit, h in rows]
+
+    def write(self, batch: WriteBatch) -> None:
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                if batch.series:
+                    self._write_series(batch.series)
+                if len(batch.hist):
+                    self._write_hist(batch.hist)
+                if len(batch.samples):
+                    self._write_samples(batch.samples)
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
+
+    def _write_series(self, series: list[Series]) -> None:
+        t = pa.table({
+            "series_id": pa.array([s.id for s in series], type=pa.uint64()),
+            "metric": pa.array([s.metric for s in series]),
+            "labels": pa.array([list(s.labels) for s in series], type=pa.map_(pa.string(), pa.string())),
+            "kind": pa.array([s.kind for s in series]),
+            "unit": pa.array([s.unit for s in series]),
+            "help": pa.array([s.help for s in series]),
+        })
+        self._con.register("_new_series", t)
+        try:
+            self._con.execute("INSERT INTO series (series_id, metric, labels, kind, unit, help) "
+                              "SELECT * FROM _new_series ON CONFLICT DO NOTHING")
+        finally:
+            self._con.unregister("_new_series")
+
+    def _write_hist(self, rows: HistRows) -> None:
+        # One partition at a time; rows whose (series, slot) exists are merged in.
+        res_ts = rows.ts // NS
+        for res in np.unique(rows.res).tolist():
+            span = PARTITION_SPAN[res]
+            sel_res = rows.res == res
+            for pstart in np.unique(res_ts[sel_res] // span * span).tolist():
+                sel = np.nonzero(sel_res & (res_ts // span * span == pstart))[0]
+                part = self._partition("hist", res, pstart)
+                self._upsert_hist(part, rows.take(sel))
+
+    def _upsert_hist(self, part: str, rows: HistRows) -> None:
+        slots = np.unique(rows.ts)
+        keys = pa.table({"series_id": pa.array(rows.series_id.astype(np.uint64)),
+                         "ts": pa.array(rows.ts, type=pa.timestamp("ns"))})
+        self._con.register("_keys", keys)
+        try:
+            existing = self._con.sql(
+                f"SELECT p.series_id, epoch_ns(p.ts) AS ts, p.res, p.count, p.sum, p.min, p.max, p.idx, p.cnt, "
+                f"p.bounds FROM {part} p SEMI JOIN _keys k ON p.series_id = k.series_id AND p.ts = k.ts::TIMESTAMP "
+                f"WHERE p.ts >= make_timestamp({int(slots[0]) // 1000}) AND p.ts <= make_timestamp("
+                f"{int(slots[-1]) // 1000})").to_arrow_table()
+            if existing.num_rows:
+                self._con.execute(f"DELETE FROM {part} USING _keys k WHERE {part}.series_id = k.series_id "
+                                  f"AND {part}.ts = k.ts::TIMESTAMP")
+                rows = merge_rows(HistRows.concat([arrow_rows.hist_from_arrow(existing), rows]))
+        finally:
+            self._con.unregister("_keys")
+        self._insert(part, arrow_rows.hist_to_arrow(rows))
+
+    def _write_samples(self, s: SampleRows) -> None:
+        day = s.ts // NS // SAMPLES_SPAN * SAMPLES_SPAN
+        for pstart in np.unique(day).tolist():
+            sel = day == pstart
+            part = self._partition("samples", 0, pstart)
+            self._insert(part, arrow_rows.samples_to_arrow(SampleRows(s.series_id[sel], s.ts[sel], s.value[sel])))
+
+    def _insert(self, table: str, data: pa.Table) -> None:
+        self._con.register("_batch", data)
+        try:
+            self._con.execute(f"INSERT INTO {table} SELECT * FROM _batch")
+        finally:
+            self._con.unregister("_batch")
+
+    # -- reading --------------------------------------------------------------
+    def _coverage(self) -> list[tuple[int, int, int]]:
+        """(res, from_s, to_s): each time is read from the finest resolution that
+        still holds it."""
+        spans = []
+        upper = 2**62
+        for res in self.resolutions:
+            starts = [p[2] for p in self._parts.values() if p[0] == "hist" and p[1] == res]
+            if not starts:
+                continue
+            lo = min(starts)
+            if lo < upper:
+                spans.append((res, lo, upper))
+                upper = lo
+        return spans
+
+    def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
+        ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
+        parts = []
+        cur = self._cursor()
+        with self._lock:
+            coverage = self._coverage()
+            tables = dict(self._parts)
+        for res, lo_s, hi_s in coverage:
+            a, b = max(start_ns, lo_s * NS), min(end_ns, hi_s * NS)
+            if a >= b:
+                continue
+            names = [n for n, p in tables.items() if p[0] == "hist" and p[1] == res
+                     and p[3] * NS > a and p[2] * NS < b]
+            for name in sorted(names):
+                cur.register("_ids", ids)
+                try:
+                    t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, bounds "
+                                f"FROM {name} WHERE ts >= make_timestamp({a // 1000}) AND ts < make_timestamp"
+                                f"({b // 1000}) AND series_id IN (SELECT id FROM _ids)").to_arrow_table()
+                finally:
+                    cur.unregister("_ids")
+                parts.append(arrow_rows.hist_from_arrow(t))
+        return HistRows.concat(parts)
+
+    def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
+        ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
+        with self._lock:
+            names = sorted(n for n, p in self._parts.items() if p[0] == "samples"
+                           and p[3] * NS > start_ns and p[2] * NS <= end_ns)
+        if not names:
+            return SampleRows.empty()
+        cur = self._cursor()
+        union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
+        cur.register("_ids", ids)
+        try:
+            t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, value FROM ({union}) WHERE ts >= make_timestamp("
+                        f"{start_ns // 1000}) AND ts <= make_timestamp({end_ns // 1000}) AND series_id IN "
+                        f"(SELECT id FROM _ids) ORDER BY series_id, ts").to_arrow_table()
+        finally:
+            cur.unregister("_ids")
+        return arrow_rows.samples_from_arrow(t)
+
+    # -- rollups and retention ------------------------------------------------
+    def _watermark(self, res: int) -> int | None:
+        rows = self._con.execute("SELECT value FROM meta WHERE key = ?", [f"rollup_{res}"]).fetchall()
+        return int(rows[0][0]) if rows else None
+
+    def maintain(self, now_ns: int) -> dict[str, int]:
+        done = {"rolled_up_rows": 0, "dropped_partitions": 0}
+        now_s = now_ns // NS
+        with self._lock:
+            for finer, coarser in zip(self.resolutions, self.resolutions[1:]):
+                done["rolled_up_rows"] += self._rollup(finer, coarser, now_s)
+            for name, (kind, res, _start, end) in list(self._parts.items()):
+                keep = self.retention.samples if kind == "samples" else self.retention.by_res.get(res, 0)
+                if end <= now_s - keep:
+                    self._con.execute(f"DROP TABLE IF EXISTS {name}")
+                    self._con.execute("DELETE FROM partitions WHERE name = ?", [name])
+                    del self._parts[name]
+                    done["dropped_partitions"] += 1
+            if done["dropped_partitions"]:
+                self._rebuild_views()
+        return done
+
+    def _rollup(self, finer: int, coarser: int, now_s: int) -> int:
+        """Merge finished ``finer`` slots into ``coarser`` ones, once each
+        (a watermark in ``meta`` says how far it got)."""
+        target = (now_s - self.retention.rollup_after - finer) // coarser * coarser
+        wm = self._watermark(coarser)
+        if wm is None:
+            starts = [p[2] for p in self._parts.values() if p[0] == "hist" and p[1] == finer]
+            if not starts:
+                return 0
+            first = self._con.execute(
+                f"SELECT min(epoch(ts))::BIGINT FROM hist_all WHERE res = {finer}").fetchall()[0][0]
+            if first is None:
+                return 0
+            wm = first // coarser * coarser
+        if target <= wm:
+            return 0
+        names = [n for n, p in self._parts.items() if p[0] == "hist" and p[1] == finer and p[3] > wm and p[2] < target]
+        written = 0
+        for name in sorted(names):
+            t = self._con.sql(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, bounds "
+                              f"FROM {name} WHERE ts >= to_timestamp({wm}) AND ts < to_timestamp({target})"
+                              ).to_arrow_table()
+            rows = arrow_rows.hist_from_arrow(t)
+            if len(rows):
+                merged = merge_rows(rows, slot_ns=coarser * NS, res=coarser)
+                self._write_hist(merged)
+                written += len(merged)
+        self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"rollup_{coarser}", str(target)])
+        return written
+
+    # -- small documents --------------------------------------------------------
+    def kv_put(self, namespace: str, key: str, value: dict[str, Any]) -> None:
+        self.kv_put_many(namespace, {key: value})
+
+    def kv_put_many(self, namespace: str, items: dict[str, dict[str, Any]]) -> None:
+        if not items:
+            return
+        t = pa.table({"namespace": [namespace] * len(items), "key": list(items),
+                      "value": [json.dumps(v, sort_keys=True) for v in items.values()]})
+        with self._lock:
+            self._con.register("_kv", t)
+            try:
+                self._con.execute("INSERT OR REPLACE INTO kv (namespace, key, value) SELECT * FROM _kv")
+            finally:
+                self._con.unregister("_kv")
+
+    def kv_get(self, namespace: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            rows = self._con.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?",
+                                     [namespace, key]).fetchall()
+        return json.loads(rows[0][0]) if rows else None
+
+    def kv_list(self, namespace: str) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._con.execute("SELECT key, value FROM kv WHERE namespace = ?", [namespace]).fetchall()
+        return {k: json.loads(v) for k, v in rows}
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        with self._lock:
+            self._con.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", [namespace, key])
+
+    # -- misc -----------------------------------------------------------------
+    def size_bytes(self) -> int:
+        if self.path == ":memory:":
+            return 0
+        try:
+            return os.path.getsize(self.path) + (os.path.getsize(self.path + ".wal")
+                                                 if os.path.exists(self.path + ".wal") else 0)
+        except OSError:
+            return 0
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._con.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass
+            self._con.close()

@@ -1,0 +1,23 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from serverproc import ServerProcess  # noqa: E402
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    """Start real `tocsin serve` processes; all are stopped at the end."""
+    started: list[ServerProcess] = []
+
+    def start(config: dict | None = None, env: dict | None = None, workdir: Path | None = None) -> ServerProcess:
+        s = ServerProcess(workdir or tmp_path, config, env).start()
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
