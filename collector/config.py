@@ -101,8 +101,18 @@ class RetentionConfig(Strict):
     samples: Duration = Field(30 * 86400, description="Keep float samples (counters, gauges) this long.")
 
 
+def _on_off(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("on", "off", "true", "false"):
+        return v.lower() in ("on", "true")
+    raise ValueError(f"expected on or off, got {v!r}")
+
+
 class StorageConfig(Strict):
     path: str = "./data/tocsin.duckdb"
+    wal: Annotated[bool, BeforeValidator(_on_off)] = Field(
+        True, description="Write-ahead log: acknowledged data is on disk before the answer (on|off).")
     retention: RetentionConfig = RetentionConfig()
     maintenance_interval: Duration = Field(60, description="How often rollups and retention run.")
 
@@ -123,6 +133,26 @@ class RulesConfig(Strict):
     evaluation_interval: Duration = 60
 
 
+class TokenRef(Strict):
+    token_env: str | None = Field(None, description="Environment variable holding the token.")
+    token_file: str | None = Field(None, description="File holding the token.")
+    tenant: str = Field("default", description="Ingest tokens only: the tenant this token sends as.")
+
+    @field_validator("token_file")
+    @classmethod
+    def _one_source(cls, v, info):
+        if v and info.data.get("token_env"):
+            raise ValueError("give token_env or token_file, not both")
+        return v
+
+
+class AuthConfig(Strict):
+    ingest_tokens: list[TokenRef] = Field(default_factory=list, description="Bearer tokens for OTLP ingest.")
+    read_tokens: list[TokenRef] = Field(default_factory=list, description="Bearer tokens for queries and /metrics.")
+    admin_tokens: list[TokenRef] = Field(default_factory=list, description="Bearer tokens for reload and silences.")
+    allow_unauthenticated: bool = Field(False, description="Allow binding beyond loopback without tokens.")
+
+
 class LogConfig(Strict):
     level: str = Field("info", pattern="^(debug|info|warning|error)$")
     format: str = Field("text", pattern="^(text|json)$")
@@ -137,6 +167,7 @@ class Config(Strict):
     query: QueryConfig = QueryConfig()
     rules: RulesConfig = RulesConfig()
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
+    auth: AuthConfig = AuthConfig()
     log: LogConfig = LogConfig()
 
 

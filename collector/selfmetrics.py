@@ -33,6 +33,10 @@ class SelfMetrics:
                                         buckets=_LATENCY_BUCKETS, registry=r)
         self.flush_rows = Counter("tocsin_flush_rows", "Rows written to the store.", ["kind"], registry=r)
         self.flush_failures = Counter("tocsin_flush_failures", "Flushes that failed (retried).", registry=r)
+        self.wal_replayed = Counter("tocsin_wal_replayed_records", "Write-ahead log records replayed at start.",
+                                    registry=r)
+        self.wal_torn = Counter("tocsin_wal_torn_records", "Torn or corrupt WAL records skipped at start.",
+                                registry=r)
         self.store_size = Gauge("tocsin_store_size_bytes", "Size of the store on disk.", registry=r)
         self.maintenance = Counter("tocsin_store_maintenance", "Rollup and retention work done.", ["what"],
                                    registry=r)

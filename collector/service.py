@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -20,6 +21,7 @@ from collector.query.source import LiveSource
 from collector.selfmetrics import SelfMetrics
 from collector.store.base import Retention
 from collector.store.duckdb_store import DuckDBStore
+from collector.wal import WriteAheadLog
 
 log = logging.getLogger("tocsin")
 
@@ -43,6 +45,18 @@ def _bind(listen: str) -> socket.socket:
 def _fmt(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def receiver_settings(cfg: Config):
+    from collector.receiver.settings import ReceiverSettings
+
+    otlp = cfg.receivers.otlp
+    return ReceiverSettings(max_request_bytes=otlp.http.max_request_bytes,
+                            max_decompressed_bytes=otlp.http.max_decompressed_bytes,
+                            max_items_per_request=otlp.max_items_per_request,
+                            max_attribute_length=otlp.max_attribute_length,
+                            grpc_max_message_bytes=otlp.grpc.max_message_bytes,
+                            span_dimensions=tuple(cfg.spanmetrics.dimensions))
 
 
 class _Server(uvicorn.Server):
@@ -90,6 +104,8 @@ class Service:
                                      notify=self.notifier.submit, metrics=self.metrics,
                                      clock=lambda: self.clock() / NS, external_url=config.api.external_url,
                                      default_interval=config.rules.evaluation_interval)
+        self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
+        self.ingest = None
         self.addresses: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -106,9 +122,18 @@ class Service:
 
     # -- background work ------------------------------------------------------
     async def flush(self, force: bool = False) -> None:
+        """Write what the aggregator holds. With the WAL on, every slot is written
+        (open ones too: the store merges a slot written twice), in the same
+        transaction as the WAL marker, so replay after a crash is exactly-once."""
         async with self._flush_lock:
-            batch = self.aggregator.take_closed(force=force)
-            if not (batch.series or len(batch.hist) or len(batch.samples)):
+            if self.wal is not None:
+                # rotate + take with no await between: no request can slip in between them
+                segment = self.wal.rotate()
+                batch = dataclasses.replace(self.aggregator.take_closed(force=True), wal_segment=segment)
+            else:
+                segment = None
+                batch = self.aggregator.take_closed(force=force)
+            if not (batch.series or len(batch.hist) or len(batch.samples) or segment):
                 return
             t0 = time.perf_counter()
             try:
@@ -118,10 +143,27 @@ class Service:
                 self.metrics.flush_failures.inc()
                 self.aggregator.putback(batch)
                 return
+            if segment is not None:
+                self.wal.drop_through(segment)
             self.metrics.flush_duration.observe(time.perf_counter() - t0)
             self.metrics.flush_rows.labels("hist").inc(len(batch.hist))
             self.metrics.flush_rows.labels("samples").inc(len(batch.samples))
             self.metrics.series_active.set(self.aggregator.series_count())
+
+    async def _replay_wal(self) -> None:
+        """Re-apply what was acknowledged but not yet in the store, then persist it."""
+        if self.wal is None:
+            return
+        marker = self.store.wal_marker()
+        n = 0
+        for rec in self.wal.replay(after=marker):
+            self.ingest.replay(rec)
+            n += 1
+        if n or self.wal.torn_records:
+            log.info("replayed %d write-ahead log records (%d torn records skipped)", n, self.wal.torn_records)
+        self.metrics.wal_replayed.inc(n)
+        self.metrics.wal_torn.inc(self.wal.torn_records)
+        await self.flush()
 
     async def _every(self, seconds: float, fn) -> None:
         while not self._stop.is_set():
@@ -143,25 +185,35 @@ class Service:
     # -- run ------------------------------------------------------------------
     async def run(self) -> None:
         from collector.api.server import make_api_app
+        from collector.auth import INGEST, BearerAuth, Tokens, api_kind, exposure_errors
+        from collector.receiver.ingest import Ingest
         from collector.receiver.otlp_grpc import make_grpc_server
         from collector.receiver.otlp_http import make_otlp_http_app
-        from collector.receiver.settings import ReceiverSettings
 
         cfg = self.config
+        tokens = Tokens.from_config(cfg.auth)
+        problems = exposure_errors(cfg, tokens)
+        if problems:
+            raise SystemExit("refusing to start:\n  " + "\n  ".join(problems))
         errors = self.reload()
         if errors:
             raise SystemExit("rule files are invalid:\n  " + "\n  ".join(errors))
-        rsettings = ReceiverSettings.from_config(cfg)
+        rsettings = receiver_settings(cfg)
+        self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal)
+        await self._replay_wal()
         http_sock, api_sock = _bind(cfg.receivers.otlp.http.listen), _bind(cfg.api.listen)
         grpc_server, grpc_port = make_grpc_server(self.aggregator, rsettings, self.metrics,
-                                                  cfg.receivers.otlp.grpc.listen)
+                                                  cfg.receivers.otlp.grpc.listen, ingest=self.ingest, tokens=tokens)
         ghost, _ = _split(cfg.receivers.otlp.grpc.listen)
         self.addresses = {"otlp_grpc": f"{ghost}:{grpc_port}", "otlp_http": _fmt(http_sock), "api": _fmt(api_sock)}
 
+        otlp_app = BearerAuth(make_otlp_http_app(self.aggregator, rsettings, self.metrics, ingest=self.ingest),
+                              tokens, lambda method, path: INGEST)
+        api_app = BearerAuth(make_api_app(self), tokens, api_kind)
         servers = [
-            _Server(uvicorn.Config(make_otlp_http_app(self.aggregator, rsettings, self.metrics), lifespan="off",
-                                   log_level="warning", access_log=False, timeout_graceful_shutdown=10)),
-            _Server(uvicorn.Config(make_api_app(self), lifespan="off", log_level="warning", access_log=False,
+            _Server(uvicorn.Config(otlp_app, lifespan="off", log_level="warning", access_log=False,
+                                   timeout_graceful_shutdown=10)),
+            _Server(uvicorn.Config(api_app, lifespan="off", log_level="warning", access_log=False,
                                    timeout_graceful_shutdown=10)),
         ]
         loop = asyncio.get_running_loop()
@@ -191,6 +243,8 @@ class Service:
         self.notifier.stop()
         for t in tasks[2:]:
             t.cancel()
+        if self.wal is not None:
+            self.wal.close()
         self.store.close()
         log.info("stopped")
 

@@ -22,6 +22,7 @@ class WriteBatch:
     series: list[Series] = field(default_factory=list)
     hist: HistRows = field(default_factory=HistRows.empty)
     samples: SampleRows = field(default_factory=SampleRows.empty)
+    wal_segment: int | None = None  # every WAL segment up to this one is in the batch (or earlier ones)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class Store(Protocol):
     def write(self, batch: WriteBatch) -> None:
         """Persist a batch. Histogram rows whose (series, slot) already exists are
         merged into it, so late data and repeated flushes never double a row."""
+
+    def wal_marker(self) -> int:
+        """The last write-ahead-log segment whose data the store holds (0: none)."""
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
         """Rows of the given series whose slot starts in [start_ns, end_ns), each

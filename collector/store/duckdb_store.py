@@ -127,10 +127,17 @@ class DuckDBStore:
                     self._write_hist(batch.hist)
                 if len(batch.samples):
                     self._write_samples(batch.samples)
+                if batch.wal_segment is not None:
+                    self._con.execute("INSERT OR REPLACE INTO meta VALUES ('wal_segment', ?)", [str(batch.wal_segment)])
                 self._con.execute("COMMIT")
             except Exception:
                 self._con.execute("ROLLBACK")
                 raise
+
+    def wal_marker(self) -> int:
+        with self._lock:
+            rows = self._con.execute("SELECT value FROM meta WHERE key = 'wal_segment'").fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def _write_series(self, series: list[Series]) -> None:
         t = pa.table({

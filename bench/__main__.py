@@ -1,0 +1,13 @@
+"""`make bench`: run every benchmark and print its figures."""
+import sys
+
+from bench import ingest
+
+ingest.main(["--seconds", "10"])
+for name in ("query", "rules"):
+    try:
+        mod = __import__(f"bench.{name}", fromlist=["main"])
+    except ImportError:
+        continue
+    mod.main([])
+sys.exit(0)

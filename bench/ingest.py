@@ -1,0 +1,174 @@
+"""Ingest benchmark: the real `tocsin serve` on one core, a load generator on the other.
+
+Requests are realistic: 1 000 SERVER spans, 8 attributes each, 20 routes, one
+resource with 6 attributes (PERF_NOTES). Reports spans/s per server core, p99
+request latency, server RSS, and — in the same run — the decode-only figure of
+this machine, so the ratio is visible.
+
+    python -m bench.ingest [--seconds 10] [--concurrency 8]
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from serverproc import ServerProcess  # noqa: E402
+
+ROUTES = [f"/api/v1/resource{i}/{{id}}" for i in range(20)]
+
+
+def _kv(k: str, v) -> KeyValue:
+    if isinstance(v, int):
+        return KeyValue(key=k, value=AnyValue(int_value=v))
+    return KeyValue(key=k, value=AnyValue(string_value=v))
+
+
+def build_request(n_spans: int = 1000, seed: int = 0, now_ns: int | None = None) -> ExportTraceServiceRequest:
+    import random
+
+    rnd = random.Random(seed)
+    now_ns = now_ns or time.time_ns()
+    rs = ResourceSpans()
+    for k, v in [("service.name", "checkout"), ("service.version", "1.4.2"), ("host.name", "web-7"),
+                 ("deployment.environment", "prod"), ("telemetry.sdk.language", "python"),
+                 ("telemetry.sdk.name", "opentelemetry")]:
+        rs.resource.attributes.append(_kv(k, v))
+    ss = ScopeSpans()
+    for i in range(n_spans):
+        route = ROUTES[i % len(ROUTES)]
+        dur = int(rnd.lognormvariate(-3, 0.8) * 1e9)
+        end = now_ns - rnd.randrange(0, 5_000_000_000)
+        sp = Span(trace_id=rnd.randbytes(16), span_id=rnd.randbytes(8), name=f"GET {route}",
+                  kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=end - dur, end_time_unix_nano=end)
+        for k, v in [("http.request.method", "GET"), ("http.route", route), ("http.response.status_code", 200),
+                     ("url.scheme", "https"), ("server.address", "shop.example"), ("server.port", 443),
+                     ("user_agent.original", "Mozilla/5.0"), ("client.address", "10.0.0.1")]:
+            sp.attributes.append(_kv(k, v))
+        ss.spans.append(sp)
+    rs.scope_spans.append(ss)
+    return ExportTraceServiceRequest(resource_spans=[rs])
+
+
+def decode_only(body: bytes, seconds: float = 2.0) -> float:
+    """Spans/s of `ExportTraceServiceRequest.FromString` plus touching every span."""
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        req = ExportTraceServiceRequest.FromString(body)
+        for r in req.resource_spans:
+            for s in r.scope_spans:
+                for sp in s.spans:
+                    sp.end_time_unix_nano
+                    n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def _rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _load(send, seconds: float, concurrency: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    errors = [0]
+    stop = time.perf_counter() + seconds
+    lock = threading.Lock()
+
+    def worker():
+        local, errs = [], 0
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            ok = send()
+            local.append(time.perf_counter() - t0)
+            errs += 0 if ok else 1
+        with lock:
+            latencies.extend(local)
+            errors[0] += errs
+
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - t0, latencies, errors[0]
+
+
+def run(seconds: float, concurrency: int, n_spans: int = 1000) -> list[dict]:
+    body = build_request(n_spans).SerializeToString()
+    gz = gzip.compress(body, 6)
+    results = [{"case": "decode only (this process)", "spans_per_s": decode_only(body)}]
+    with tempfile.TemporaryDirectory() as d:
+        srv = ServerProcess(Path(d), {"aggregation": {"lateness": "10m"}},
+                            env={"TOCSIN_LOG__LEVEL": "warning"}).start()
+        try:
+            if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
+                os.sched_setaffinity(srv.proc.pid, {0})
+                os.sched_setaffinity(0, {1})
+            cases = []
+            client = httpx.Client(base_url=srv.http_url, timeout=30, limits=httpx.Limits(max_connections=64))
+            hdrs = {"Content-Type": "application/x-protobuf"}
+
+            def http_plain():
+                return client.post("/v1/traces", content=body, headers=hdrs).status_code == 200
+
+            def http_gzip():
+                return client.post("/v1/traces", content=gz, headers={**hdrs, "Content-Encoding": "gzip"}
+                                   ).status_code == 200
+
+            channel = grpc.insecure_channel(srv.grpc)
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                         request_serializer=None, response_deserializer=None)
+
+            def grpc_plain():
+                export(body, timeout=30)
+                return True
+
+            cases = [("OTLP/HTTP protobuf", http_plain), ("OTLP/HTTP protobuf + gzip", http_gzip),
+                     ("OTLP/gRPC", grpc_plain)]
+            for name, send in cases:
+                send()  # warm up
+                elapsed, lat, errors = _load(send, seconds, concurrency)
+                lat.sort()
+                results.append({"case": name, "spans_per_s": len(lat) * n_spans / elapsed,
+                                "p50_ms": 1000 * statistics.median(lat),
+                                "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))], "errors": errors,
+                                "rss_mb": _rss_kb(srv.proc.pid) / 1024})
+        finally:
+            srv.stop()
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--concurrency", type=int, default=8)
+    args = p.parse_args(argv)
+    res = run(args.seconds, args.concurrency)
+    base = res[0]["spans_per_s"]
+    print(f"{'case':32} {'spans/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} errors")
+    for r in res:
+        print(f"{r['case']:32} {r['spans_per_s']:>10,.0f} {r['spans_per_s'] / base:>6.2f} "
+              f"{r.get('p50_ms', 0):>8.1f} {r.get('p99_ms', 0):>8.1f} {r.get('rss_mb', 0):>7.0f} "
+              f"{r.get('errors', '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""Write-ahead log: what a 200 / OK acknowledges is on disk first.
+
+Records are the decoded request bodies (canonical protobuf), so replay runs the
+same extraction code as live traffic. Layout: ``<dir>/<segment:016d>.wal``, each
+record ``[u32 length][u32 crc32][u8 signal][u64 received_ns][payload]``.
+
+Group commit: handlers append to an in-memory buffer and await a future; one
+writer thread writes the buffer and fsyncs once per batch, then resolves every
+future of that batch. Exactly-once with the store: the flusher calls
+``rotate()`` and takes the aggregator's slots in one step on the event loop,
+writes them with ``segment`` as the store's WAL marker in the same transaction,
+and only then ``drop_through(segment)``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<IIBQ")
+SIGNAL_TRACES, SIGNAL_METRICS = 1, 2
+
+
+@dataclass(frozen=True)
+class Record:
+    segment: int
+    signal: int
+    received_ns: int
+    payload: bytes
+
+
+class WriteAheadLog:
+    def __init__(self, directory: str | os.PathLike, max_wait_s: float = 0.002):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.max_wait_s = max_wait_s
+        existing = self.segments()
+        self.segment = (existing[-1] + 1) if existing else 1
+        self._file = open(self._path(self.segment), "ab")
+        self._cond = threading.Condition()   # guards the buffer
+        self._io = threading.Lock()           # guards the file
+        self._buf: list[bytes] = []
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
+        self._closed = False
+        self.torn_records = 0
+        self.bytes_written = 0
+        self.syncs = 0
+        self._thread = threading.Thread(target=self._writer, name="wal-writer", daemon=True)
+        self._thread.start()
+
+    def _path(self, seg: int) -> Path:
+        return self.dir / f"{seg:016d}.wal"
+
+    def segments(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.dir.glob("*.wal") if p.stem.isdigit())
+
+    # -- writing --------------------------------------------------------------
+    def append(self, signal: int, payload: bytes, received_ns: int) -> asyncio.Future:
+        """Queue one record; the returned future resolves once it is on disk.
+        Call from the event loop thread."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        rec = _HEADER.pack(len(payload), zlib.crc32(payload) & 0xFFFFFFFF, signal, received_ns) + payload
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("write-ahead log is closed")
+            self._buf.append(rec)
+            self._waiters.append((loop, fut))
+            self._cond.notify()
+        return fut
+
+    def append_sync(self, signal: int, payload: bytes, received_ns: int) -> None:
+        """Append and fsync from a non-async caller (tests, tools)."""
+        rec = _HEADER.pack(len(payload), zlib.crc32(payload) & 0xFFFFFFFF, signal, received_ns) + payload
+        with self._io:
+            err = self._write([rec])
+        if err:
+            raise err
+
+    def _writer(self) -> None:
+        while True:
+            with self._cond:
+                while not self._buf and not self._closed:
+                    self._cond.wait()
+                if not self._buf and self._closed:
+                    return
+            if self.max_wait_s:  # let a few more requests join this group commit
+                threading.Event().wait(self.max_wait_s)
+            # The file lock is held from taking the buffer to fsync, so rotate()
+            # can never move a record taken here into the next segment.
+            with self._io:
+                with self._cond:
+                    buf, self._buf = self._buf, []
+                    waiters, self._waiters = self._waiters, []
+                err = self._write(buf)
+            for loop, fut in waiters:
+                loop.call_soon_threadsafe(_resolve, fut, err)
+
+    def _write(self, buf: list[bytes]) -> OSError | None:
+        if not buf:
+            return None
+        try:
+            data = b"".join(buf)
+            self._file.write(data)
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self.bytes_written += len(data)
+            self.syncs += 1
+            return None
+        except OSError as e:  # disk full, I/O error: those requests fail, they are not acknowledged
+            log.error("write-ahead log write failed: %s", e)
+            return e
+
+    def rotate(self) -> int:
+        """Start a new segment; returns the number of the one just closed. Every
+        record appended before this call is in that segment or an earlier one."""
+        with self._io:
+            with self._cond:
+                buf, self._buf = self._buf, []
+                waiters, self._waiters = self._waiters, []
+            err = self._write(buf)
+            for loop, fut in waiters:
+                loop.call_soon_threadsafe(_resolve, fut, err)
+            closed = self.segment
+            self._file.close()
+            self.segment += 1
+            self._file = open(self._path(self.segment), "ab")
+            return closed
+
+    def drop_through(self, segment: int) -> int:
+        """Delete segments up to and including ``segment`` (their data is in the store)."""
+        n = 0
+        for seg in self.segments():
+            if seg <= segment and seg != self.segment:
+                self._path(seg).unlink(missing_ok=True)
+                n += 1
+        return n
+
+    # -- reading --------------------------------------------------------------
+    def replay(self, after: int) -> Iterator[Record]:
+        """Records of segments newer than ``after``, in order. A torn or corrupt
+        tail (a crash mid-write) ends that segment's replay and is counted."""
+        for seg in self.segments():
+            if seg <= after or seg == self.segment:
+                continue
+            data = self._path(seg).read_bytes()
+            pos = 0
+            while pos < len(data):
+                if pos + _HEADER.size > len(data):
+                    self.torn_records += 1
+                    break
+                length, crc, signal, recv = _HEADER.unpack_from(data, pos)
+                start, end = pos + _HEADER.size, pos + _HEADER.size + length
+                if end > len(data) or zlib.crc32(data[start:end]) & 0xFFFFFFFF != crc:
+                    self.torn_records += 1
+                    log.warning("write-ahead log segment %d: torn or corrupt record at byte %d skipped", seg, pos)
+                    break
+                yield Record(seg, signal, recv, data[start:end])
+                pos = end
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10)
+        with self._io:
+            self._file.close()
+
+
+def _resolve(fut: asyncio.Future, err: Exception | None) -> None:
+    if fut.done():
+        return
+    if err is None:
+        fut.set_result(None)
+    else:
+        fut.set_exception(err)

@@ -1,0 +1,61 @@
+"""Config loading: defaults, environment overrides, clear errors."""
+import pytest
+
+from collector.config import ConfigError, load_config, parse_duration
+
+
+def test_defaults_bind_loopback_and_contract_ports():
+    cfg = load_config(None, environ={})
+    assert cfg.receivers.otlp.grpc.listen == "127.0.0.1:4317"
+    assert cfg.receivers.otlp.http.listen == "127.0.0.1:4318"
+    assert cfg.api.listen == "127.0.0.1:9099"
+    assert cfg.storage.path == "./data/tocsin.duckdb"
+    assert cfg.rules.files == ["rules/*.yaml"]
+
+
+def test_environment_overrides_nested_keys(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("storage: {path: /a.duckdb}\n")
+    cfg = load_config(f, environ={"TOCSIN_STORAGE__PATH": "/b.duckdb",
+                                  "TOCSIN_RECEIVERS__OTLP__HTTP__LISTEN": "0.0.0.0:0",
+                                  "TOCSIN_RULES__FILES": "[x.yaml, y.yaml]",
+                                  "TOCSIN_AGGREGATION__SLOT": "5s"})
+    assert cfg.storage.path == "/b.duckdb"
+    assert cfg.receivers.otlp.http.listen == "0.0.0.0:0"
+    assert cfg.rules.files == ["x.yaml", "y.yaml"]
+    assert cfg.aggregation.slot == 5
+
+
+def test_every_error_names_its_key(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("storage: {pth: x}\napi: {listen: nope}\naggregation: {slot: 7s, lateness: soon}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f, environ={})
+    text = str(e.value)
+    assert "storage.pth: unknown key" in text
+    assert "api.listen: expected HOST:PORT" in text
+    assert "aggregation.slot: slot must be a whole number of seconds that divides 60" in text
+    assert "aggregation.lateness: expected a duration like 500ms" in text
+    assert len(e.value.errors) == 4
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("a: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(f, environ={})
+    f.write_text("- 1\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(f, environ={})
+
+
+@pytest.mark.parametrize("text,seconds", [("500ms", 0.5), ("10s", 10), ("5m", 300), ("1h30m", 5400),
+                                          ("2d", 172800), (3, 3.0)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["", "5", "five minutes", "5x", True])
+def test_bad_durations(bad):
+    with pytest.raises(ValueError):
+        parse_duration(bad)
