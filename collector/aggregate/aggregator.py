@@ -186,6 +186,9 @@ class Aggregator:
             which, end_ns, seconds = which[ok], end_ns[ok], seconds[ok]
             if len(which) == 0:
                 return result
+            # register only the series that still have observations
+            used, which = np.unique(which, return_inverse=True)
+            label_sets = [label_sets[i] for i in used.tolist()]
         idx, n_low, n_high = hdr.index_of_seconds(seconds)
         result.clamped = n_low + n_high
         slot_start = (end_ns // self._slot_ns) * self._slot_ns

@@ -1,0 +1,141 @@
+"""The ``notify:`` section of tocsin.yaml (after Alertmanager's configuration).
+
+Each notifier's own settings live beside its code (``slack/config.py`` ...); this
+module only assembles them and checks references between keys."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer,
+                      PlainValidator, ValidationError, model_validator)
+
+from .alertmanager.config import AlertmanagerConfig
+from .console.config import ConsoleConfig
+from .durations import format_duration, parse_duration
+from .matchers import Matcher, parse_matcher
+from .pagerduty.config import PagerDutyConfig
+from .slack.config import SlackConfig
+from .webhook.config import WebhookConfig
+
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
+MatcherField = Annotated[Matcher, PlainValidator(parse_matcher), PlainSerializer(str, return_type=str)]
+
+INTEGRATIONS = ("slack", "pagerduty", "webhook", "alertmanager", "console")
+
+
+class Receiver(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    slack: SlackConfig | None = None
+    pagerduty: PagerDutyConfig | None = None
+    webhook: WebhookConfig | None = None
+    alertmanager: AlertmanagerConfig | None = None
+    console: ConsoleConfig | None = None
+
+    def integrations(self) -> list[tuple[str, BaseModel]]:
+        return [(k, getattr(self, k)) for k in INTEGRATIONS if getattr(self, k) is not None]
+
+
+class Route(BaseModel):
+    """A node of the routing tree. Unset keys are inherited from the parent."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    receiver: str | None = None
+    matchers: list[MatcherField] = Field(default_factory=list)
+    group_by: list[str] | None = None        # ['...'] groups by all labels
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    continue_: bool = Field(False, validation_alias=AliasChoices("continue", "continue_"),
+                            serialization_alias="continue")
+    routes: list["Route"] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _group_by(self) -> "Route":
+        if self.group_by and "..." in self.group_by and len(self.group_by) > 1:
+            raise ValueError("group_by: '...' (all labels) cannot be combined with other labels")
+        for t in ("group_interval", "repeat_interval"):
+            if getattr(self, t) == 0:
+                raise ValueError(f"{t} must be greater than 0")
+        return self
+
+
+class InhibitRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source_matchers: list[MatcherField] = Field(min_length=1)
+    target_matchers: list[MatcherField] = Field(min_length=1)
+    equal: list[str] = Field(default_factory=list)
+
+
+DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.0, 4 * 3600.0
+
+
+class NotifyConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    receivers: list[Receiver] = Field(default_factory=list)
+    route: Route = Field(default_factory=Route)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    resolve_max_age: Duration = 24 * 3600.0   # how long an undelivered notification is retried
+    external_url: str = ""                     # links back to Tocsin in messages
+
+    @model_validator(mode="after")
+    def _references(self) -> "NotifyConfig":
+        if not self.receivers:
+            # No receivers configured: notifications go to the log.
+            self.receivers = [Receiver(name="console", console=ConsoleConfig())]
+        names: dict[str, int] = {}
+        for i, r in enumerate(self.receivers):
+            if r.name in names:
+                raise ValueError(f"receivers[{i}].name: duplicate receiver name {r.name!r} "
+                                 f"(also receivers[{names[r.name]}])")
+            names[r.name] = i
+            if not r.integrations():
+                raise ValueError(f"receivers[{i}] ({r.name!r}): give at least one of {', '.join(INTEGRATIONS)}")
+        if self.route.receiver is None:
+            if len(self.receivers) != 1:
+                raise ValueError("route.receiver: required when more than one receiver is defined "
+                                 f"(one of {', '.join(sorted(names))})")
+            self.route.receiver = self.receivers[0].name
+        if self.route.matchers:
+            raise ValueError("route.matchers: the root route matches every alert and must not have matchers")
+
+        def check(route: Route, path: str) -> None:
+            if route.receiver is not None and route.receiver not in names:
+                raise ValueError(f"{path}.receiver: no receiver named {route.receiver!r} "
+                                 f"(defined: {', '.join(sorted(names))})")
+            for j, child in enumerate(route.routes):
+                check(child, f"{path}.routes[{j}]")
+
+        check(self.route, "route")
+        return self
+
+    def receiver(self, name: str) -> Receiver:
+        for r in self.receivers:
+            if r.name == name:
+                return r
+        raise KeyError(f"no receiver named {name!r} (defined: {', '.join(r.name for r in self.receivers)})")
+
+
+def format_errors(err: ValidationError, prefix: str = "notify") -> list[str]:
+    """Plain one-line messages naming the key, e.g. ``notify.route.routes[0].receiver: ...``."""
+    out = []
+    for e in err.errors():
+        path = prefix
+        for part in e["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part in ("function-after[_references()]", ) or str(part).startswith("function-"):
+                continue
+            else:
+                path += f".{part}"
+        msg = e["msg"].removeprefix("Value error, ")
+        out.append(f"{path}: {msg}")
+    return out
+
+
+def load_notify_config(data: dict[str, Any] | None) -> NotifyConfig:
+    return NotifyConfig.model_validate(data or {})

@@ -1,0 +1,156 @@
+"""The notification pipeline, wired (after Alertmanager's ``cmd/alertmanager``):
+
+  submit → dispatch (route tree, aggregation groups) → at each due flush:
+  inhibit → silence → dedup against the nflog → queue in the outbox (and log it)
+  → deliver with retry (``deliver``) → remember what the integration returned.
+
+``tick(now)`` does one round and is what tests call; ``start()`` runs it every
+second on a background thread."""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+
+from alerting.model import Alert
+
+from .config import NotifyConfig
+from .dedup import needs_update, notified_resolved
+from .deliver import Deliverer
+from .groups import Dispatcher, GroupSnapshot
+from .inhibit import Inhibitor
+from .integrations import build_integrations
+from .nflog import NotificationLog, log_key
+from .outbox import Outbox
+from .retry import RetryPolicy
+from .routing import build_tree
+from .silences import Silences
+from .testmessage import send_test_message
+from .types import Integration, Notification
+
+log = logging.getLogger(__name__)
+
+GC_EVERY = 3600.0
+
+
+class Notifier:
+    def __init__(self, config: NotifyConfig, store, metrics, clock: Callable[[], float] = time.time, *,
+                 environ: dict[str, str] | None = None, retry_policy: RetryPolicy | None = None,
+                 rng: random.Random | None = None, stale_after: float = 900.0, interval: float = 1.0):
+        # Everything that can fail (secrets, clients) happens before any state exists.
+        self._integrations: dict[str, list[Integration]] = build_integrations(config, environ)
+        tree = build_tree(config.route)
+        self.config, self.store, self.metrics, self.clock = config, store, metrics, clock
+        self.stale_after, self.interval = stale_after, interval
+        self.nflog = NotificationLog(store)
+        self.outbox = Outbox(store)
+        self.silences = Silences(store, clock)
+        self.inhibitor = Inhibitor(config.inhibit_rules)
+        self.dispatcher = Dispatcher(tree)
+        lanes = {f"{r}/{i.name}": i for r, items in self._integrations.items() for i in items}
+        self.deliverer = Deliverer(self.outbox, self.nflog, lanes, metrics, retry_policy, rng)
+        self._firing: dict[str, tuple[Alert, float]] = {}  # fingerprint -> (alert, last seen): inhibition sources
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_gc = 0.0
+        metrics.notification_queue.set(len(self.outbox))
+
+    # -- input -------------------------------------------------------------
+    def submit(self, alerts: Iterable[Alert]) -> None:
+        """Alerts of one evaluation, firing and resolved; pending ones are ignored."""
+        now = self.clock()
+        with self._lock:
+            for a in alerts:
+                if a.state not in ("firing", "resolved"):
+                    continue
+                if a.resolved:
+                    self._firing.pop(a.fingerprint, None)
+                else:
+                    self._firing[a.fingerprint] = (a, now)
+                self.dispatcher.insert(a, now)
+
+    # -- one round -----------------------------------------------------------
+    def tick(self, now: float | None = None) -> int:
+        """Flush due groups, then deliver what is due; returns notifications delivered."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            self._resolve_stale(now)
+            for g in self.dispatcher.due(now):
+                snap = g.snapshot()
+                self._flush(snap, now)
+                self.dispatcher.done(g, snap, now)
+            if now - self._last_gc >= GC_EVERY:
+                self._last_gc = now
+                self.nflog.gc(now)
+                self.silences.gc(now)
+        return self.deliverer.run(now)
+
+    def _resolve_stale(self, now: float) -> None:
+        # An alert the evaluator stopped reporting (rule removed) would fire forever;
+        # like Alertmanager's resolve_timeout, treat it as resolved.
+        for fp, (a, seen) in list(self._firing.items()):
+            if now - seen > self.stale_after:
+                del self._firing[fp]
+                self.dispatcher.insert(replace(a, state="resolved", ends_at=seen), now)
+
+    def muted(self, a: Alert, now: float) -> bool:
+        active = [x for x, _ in self._firing.values()]
+        return self.silences.mutes(a.labels, now) or self.inhibitor.muted(a, active)
+
+    def _flush(self, snap: GroupSnapshot, now: float) -> None:
+        firing = [a for a in snap.alerts if not a.resolved and not self.muted(a, now)]
+        resolved = [a for a in snap.alerts if a.resolved]
+        firing_fps = frozenset(a.fingerprint for a in firing)
+        for integ in self._integrations[snap.route.receiver]:
+            key = log_key(snap.route.receiver, integ.name, snap.key)
+            entry = self.nflog.get(key)
+            resolved_fps = notified_resolved(entry, frozenset(a.fingerprint for a in resolved))
+            if not needs_update(entry, firing_fps, resolved_fps, send_resolved=integ.send_resolved,
+                                repeat_interval=snap.route.repeat_interval, now=now,
+                                resend_while_firing=integ.resend_while_firing):
+                continue
+            send_resolved = tuple(a for a in resolved if a.fingerprint in resolved_fps) if integ.send_resolved else ()
+            self.nflog.log(key, firing_fps, resolved_fps, now)
+            if not firing and not send_resolved:
+                continue
+            n = Notification(id=uuid.uuid4().hex, receiver=snap.route.receiver, integration=integ.name,
+                             group_key=snap.key, group_labels=snap.labels, firing=tuple(firing),
+                             resolved=send_resolved, created_at=now, group_interval=snap.route.group_interval,
+                             external_url=self.config.external_url)
+            self.outbox.add(n, key, now, deadline=now + self.config.resolve_max_age)
+            log.debug("notify: queued %s notification for %s to %s/%s", n.status, snap.key, n.receiver, integ.name)
+
+    # -- test message --------------------------------------------------------
+    def send_test(self, receiver_name: str) -> dict[str, str | None]:
+        """Send a test message through every integration of a receiver, now, without
+        retries; returns integration name -> error text (None when delivered)."""
+        self.config.receiver(receiver_name)  # KeyError naming the known receivers
+        return send_test_message(self._integrations[receiver_name], receiver_name, self.clock(),
+                                 self.config.external_url)
+
+    # -- background ------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="tocsin-notify", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("notify: tick failed")
+            self._stop.wait(self.interval)

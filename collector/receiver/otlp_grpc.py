@@ -1,0 +1,77 @@
+"""OTLP/gRPC: the Export methods of TraceService, MetricsService and LogsService.
+
+Requests arrive as raw bytes and are decoded here, so that an undecodable
+message is answered with INVALID_ARGUMENT and a reason (grpc's own
+deserialisation failure would be an opaque INTERNAL). gzip is handled by grpc.
+"""
+from __future__ import annotations
+
+import time
+
+import grpc
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from collector.aggregate.aggregator import Aggregator
+from collector.receiver.errors import ReceiveError
+from collector.receiver.ingest import REQUEST_TYPES, Ingest
+from collector.receiver.settings import ReceiverSettings
+from collector.auth import INGEST, Tokens, bearer
+from collector.selfmetrics import SelfMetrics
+
+_SERVICES = {
+    "traces": trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+    "metrics": metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
+    "logs": logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name,
+}
+
+
+def _handler(signal: str, ingest: Ingest, metrics: SelfMetrics, tokens: Tokens | None):
+    request_type = REQUEST_TYPES[signal]
+    need_token = tokens is not None and tokens.required(INGEST)
+
+    async def export(raw: bytes, context: grpc.aio.ServicerContext):
+        t0 = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            if need_token:
+                presented = dict(context.invocation_metadata() or ()).get("authorization")
+                if tokens.check(INGEST, bearer(presented)) is None:
+                    code = grpc.StatusCode.UNAUTHENTICATED
+                    await context.abort(code, "a valid ingest bearer token is required (metadata authorization)")
+            try:
+                message = request_type.FromString(raw)
+            except DecodeError as e:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+                await context.abort(code, f"cannot decode protobuf: {e}")
+            try:
+                return await ingest.handle_durable(signal, message, raw)
+            except ReceiveError as e:
+                code = e.grpc_code
+                await context.abort(code, e.reason)
+        finally:
+            metrics.requests.labels("grpc", signal, code.name).inc()
+            metrics.request_duration.labels("grpc").observe(time.perf_counter() - t0)
+
+    return grpc.unary_unary_rpc_method_handler(export, request_deserializer=None,
+                                               response_serializer=lambda m: m.SerializeToString())
+
+
+def make_grpc_server(aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics, listen: str,
+                     ingest: Ingest | None = None, tokens: Tokens | None = None) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server bound to ``listen`` (``host:port``; port 0 picks one) and
+    the port it got. Call it from the event loop that will run it, then
+    ``await server.start()``."""
+    ingest = ingest or Ingest(aggregator, settings, metrics)
+    opts = [("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024)]
+    server = grpc.aio.server(options=opts)
+    handlers = [grpc.method_handlers_generic_handler(service, {"Export": _handler(signal, ingest, metrics, tokens)})
+                for signal, service in _SERVICES.items()]
+    server.add_generic_rpc_handlers(tuple(handlers))
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise OSError(f"cannot listen for OTLP/gRPC on {listen}")
+    return server, port
