@@ -52,12 +52,12 @@ class Strict(BaseModel):
 
 
 class GrpcConfig(Strict):
-    listen: Listen = "127.0.0.1:4317"
-    max_message_bytes: int = Field(32 << 20, gt=0)
+    listen: Listen = Field("127.0.0.1:4317", description="OTLP/gRPC address; port 0 picks a free port.")
+    max_message_bytes: int = Field(32 << 20, gt=0, description="Largest gRPC message accepted.")
 
 
 class HttpConfig(Strict):
-    listen: Listen = "127.0.0.1:4318"
+    listen: Listen = Field("127.0.0.1:4318", description="OTLP/HTTP address; port 0 picks a free port.")
     max_request_bytes: int = Field(8 << 20, gt=0, description="Largest accepted body, as sent.")
     max_decompressed_bytes: int = Field(64 << 20, gt=0, description="Largest body after gzip/deflate.")
 
@@ -110,7 +110,7 @@ def _on_off(v: Any) -> bool:
 
 
 class StorageConfig(Strict):
-    path: str = "./data/tocsin.duckdb"
+    path: str = Field("./data/tocsin.duckdb", description="DuckDB file; the WAL lives in PATH-wal/.")
     wal: Annotated[bool, BeforeValidator(_on_off)] = Field(
         True, description="Write-ahead log: acknowledged data is on disk before the answer (on|off).")
     retention: RetentionConfig = RetentionConfig()
@@ -118,19 +118,19 @@ class StorageConfig(Strict):
 
 
 class ApiConfig(Strict):
-    listen: Listen = "127.0.0.1:9099"
+    listen: Listen = Field("127.0.0.1:9099", description="HTTP API: queries, rules, silences, /metrics.")
     external_url: str = Field("", description="URL users reach the API at (used in alert links).")
 
 
 class QueryConfig(Strict):
-    lookback_delta: Duration = 300
-    timeout: Duration = 30
-    max_samples: int = Field(50_000_000, gt=0)
+    lookback_delta: Duration = Field(300, description="How far back an instant selector looks for a sample.")
+    timeout: Duration = Field(30, description="Queries running longer are stopped (503 timeout).")
+    max_samples: int = Field(50_000_000, gt=0, description="Samples one query may load (422 past it).")
 
 
 class RulesConfig(Strict):
-    files: list[str] = Field(default_factory=lambda: ["rules/*.yaml"])
-    evaluation_interval: Duration = 60
+    files: list[str] = Field(default_factory=lambda: ["rules/*.yaml"], description="Rule files (globs).")
+    evaluation_interval: Duration = Field(60, description="Interval of groups that do not set `interval`.")
 
 
 class TokenRef(Strict):
@@ -147,15 +147,15 @@ class TokenRef(Strict):
 
 
 class AuthConfig(Strict):
-    ingest_tokens: list[TokenRef] = Field(default_factory=list, description="Bearer tokens for OTLP ingest.")
-    read_tokens: list[TokenRef] = Field(default_factory=list, description="Bearer tokens for queries and /metrics.")
-    admin_tokens: list[TokenRef] = Field(default_factory=list, description="Bearer tokens for reload and silences.")
+    ingest_tokens: list[TokenRef] = Field(default_factory=list, description="OTLP ingest tokens: each `{token_env or token_file, tenant}`.")
+    read_tokens: list[TokenRef] = Field(default_factory=list, description="Query and /metrics tokens: each `{token_env or token_file}`.")
+    admin_tokens: list[TokenRef] = Field(default_factory=list, description="Reload and silence tokens: each `{token_env or token_file}`.")
     allow_unauthenticated: bool = Field(False, description="Allow binding beyond loopback without tokens.")
 
 
 class LogConfig(Strict):
-    level: str = Field("info", pattern="^(debug|info|warning|error)$")
-    format: str = Field("text", pattern="^(text|json)$")
+    level: str = Field("info", pattern="^(debug|info|warning|error)$", description="debug, info, warning, error.")
+    format: str = Field("text", pattern="^(text|json)$", description="text, or json (one object per line).")
 
 
 class Config(Strict):

@@ -26,3 +26,4 @@ def setup_logging(cfg) -> None:
     root.handlers[:] = [handler]
     root.setLevel(cfg.level.upper())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("tocsin.listen").setLevel(logging.INFO)  # the contract's start line, at any level

@@ -230,7 +230,7 @@ class Service:
                  asyncio.create_task(self._every(cfg.storage.maintenance_interval, self._maintain))]
         self.notifier.start()
         self.evaluator.start()
-        log.info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
+        logging.getLogger("tocsin.listen").info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
         await self._stop.wait()
 
         log.info("stopping: no new requests, finishing those in flight")

@@ -1,13 +1,11 @@
-"""The HTTP API on 9099: health, self-metrics, reload, and the routes each area
-contributes (Prometheus query API, rules and alerts, silences)."""
+"""The HTTP API on 9099: health and self-metrics, and the routes each area
+contributes (Prometheus query API; rules, alerts and reload; silences)."""
 from __future__ import annotations
-
-import asyncio
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 
@@ -26,18 +24,10 @@ def make_api_app(ctx) -> Starlette:
         ctx.metrics.series_active.set(ctx.aggregator.series_count())
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    async def reload(_: Request) -> Response:
-        errors = await asyncio.to_thread(ctx.reload)
-        if errors:
-            return JSONResponse({"status": "error", "errorType": "bad_data", "error": "; ".join(errors)},
-                                status_code=400)
-        return JSONResponse({"status": "success"})
-
     routes = [
         Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
         Route("/-/ready", ready, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/-/reload", reload, methods=["POST", "PUT"]),
         *prom_routes(ctx),
         *rule_routes(ctx),
         *silence_routes(ctx),

@@ -59,3 +59,12 @@ def test_durations(text, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ValueError):
         parse_duration(bad)
+
+
+def test_configuration_reference_is_up_to_date():
+    from pathlib import Path
+
+    from collector.configdoc import render
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+    assert doc.read_text() == render(), "run: python -m collector.configdoc > docs/configuration.md"

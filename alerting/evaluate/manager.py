@@ -1,0 +1,261 @@
+"""Loads rule groups, runs them on a schedule, keeps alert state across reloads
+and restarts. All fallible work of a reload happens before live state changes."""
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+import time as _time
+from dataclasses import dataclass
+
+from alerting.evaluate.persist import StatePersister
+from alerting.evaluate.rule_eval import eval_alerting, eval_recording, to_alerts
+from alerting.evaluate.schedule import eval_timestamp, group_offset, next_eval
+from alerting.evaluate.state import FIRING, PENDING
+from alerting.rules.compile import AlertingRule, Group, compile_group
+from alerting.rules.loader import load_files
+from collector.query.stale import STALE_NAN
+
+log = logging.getLogger("tocsin.rules")
+
+JOB_PREFIX = "tocsin-rule-group:"
+
+
+@dataclass(frozen=True)
+class RuleHealth:
+    health: str = "unknown"         # ok | err | unknown
+    last_error: str = ""
+    last_evaluation: float = 0.0    # unix seconds (evaluation timestamp)
+    evaluation_time: float = 0.0    # seconds spent
+    empty_evaluations: int = 0      # consecutive evaluations whose query returned nothing
+
+
+@dataclass(frozen=True)
+class GroupHealth:
+    last_evaluation: float = 0.0
+    evaluation_time: float = 0.0
+
+
+class RuleManager:
+    def __init__(self, store, query, record, notify, metrics, clock=_time.time, external_url: str = "",
+                 external_labels: dict | None = None, default_interval: float = 60.0):
+        self.query, self.record, self.notify = query, record, notify
+        self.metrics, self.clock = metrics, clock
+        self.external_url = external_url
+        self.default_interval = default_interval  # for groups without `interval:` (Prometheus's global one)
+        self._ext = {"url": external_url, "labels": dict(external_labels or {})}
+        self._lock = threading.RLock()
+        self._persist = StatePersister(store)
+        self._restored = self._persist.restore()
+        self._groups: dict[str, Group] = {}
+        self._entries: dict[tuple[str, str], dict] = {}
+        self._health: dict[tuple[str, str], RuleHealth] = {}
+        self._ghealth: dict[str, GroupHealth] = {}
+        self._paths: list[str] = []
+        self._written: dict[tuple[str, str], set] = {}     # series each rule wrote at its last evaluation
+        self._scheduler = None
+        self._own_scheduler = False
+
+    # --- loading ----------------------------------------------------------------
+    def load(self, paths_or_globs) -> list[str]:
+        """Replace the rule set. On any error the previous set stays and the
+        errors are returned."""
+        paths = [paths_or_globs] if isinstance(paths_or_globs, str) else list(paths_or_globs)
+        specs, errors = load_files(paths, self.default_interval)
+        if errors:
+            return errors
+        try:
+            groups = {g.name: compile_group(g) for g in specs}
+        except Exception as e:  # a compile bug must not take the old rules down
+            return [f"compiling rules: {e}"]
+        with self._lock:
+            keys = {(g.name, r.key) for g in groups.values() for r in g.rules}
+            entries = {}
+            for k in keys:
+                if k in self._entries:
+                    entries[k] = self._entries[k]
+                elif k in self._restored:
+                    entries[k] = self._restored.pop(k)
+            self._entries = entries
+            self._health = {k: v for k, v in self._health.items() if k in keys}
+            self._ghealth = {k: v for k, v in self._ghealth.items() if k in groups}
+            self._groups = groups
+            self._paths = paths
+            self._persist.forget_rules(keys | set(self._restored))
+            self._update_alert_gauge()
+            if self._scheduler is not None:
+                self._schedule_jobs()
+        return []
+
+    def reload(self) -> list[str]:
+        return self.load(self._paths)
+
+    # --- evaluation -------------------------------------------------------------
+    def evaluate_group(self, name: str, t: float | None = None) -> list:
+        """Evaluate every rule of a group at ``t`` (default: the group's last grid
+        point). Returns the alerts handed to ``notify``."""
+        with self._lock:
+            g = self._groups.get(name)
+            if g is None:
+                raise KeyError(f"no rule group named {name!r}")
+            if t is None:
+                t = eval_timestamp(self.clock(), g.interval, group_offset(g.name, g.interval))
+            snapshot = {r.key: self._entries.get((g.name, r.key), {}) for r in g.rules}
+        started = _time.perf_counter()
+        alerts = []
+        results = []
+        for r in g.rules:
+            r0 = _time.perf_counter()
+            if isinstance(r, AlertingRule):
+                res = eval_alerting(r, snapshot[r.key], self.query, t, g.limit, self._ext)
+            else:
+                res = eval_recording(r, self.query, t, g.limit)
+            # Written now, not at the end: later rules of the group read earlier
+            # rules' output at the same timestamp (as in Prometheus).
+            written = set()
+            for metric, labels, value in res.samples:
+                self._record(metric, labels, t, value)
+                written.add((metric, tuple(sorted(labels.items()))))
+            # Series this rule wrote last time and not now end with a staleness
+            # marker, so they vanish from queries at once, not 5 minutes later.
+            with self._lock:
+                before = self._written.get((g.name, r.key), set())
+                self._written[(g.name, r.key)] = written
+            for metric, labels in before - written:
+                self._record(metric, dict(labels), t, STALE_NAN)
+            results.append((r, res, _time.perf_counter() - r0))
+        with self._lock:
+            if self._groups.get(name) is not g:
+                # Reloaded meanwhile: keep state only for rules that still exist.
+                live = {(x.name, y.key) for x in self._groups.values() for y in x.rules}
+            else:
+                live = None
+            for r, res, took in results:
+                key = (g.name, r.key)
+                if live is not None and key not in live:
+                    continue
+                self._account(g, r, res, t, took)
+                if isinstance(r, AlertingRule):
+                    self._entries[key] = res.entries
+                    self._save(g.name, r.key, res.entries)
+                    alerts.extend(to_alerts(r, res.entries, self.external_url))
+            self._ghealth[g.name] = GroupHealth(t, _time.perf_counter() - started)
+            self._update_alert_gauge()
+        if self.metrics is not None:
+            self.metrics.rule_eval_duration.labels(g.name).observe(_time.perf_counter() - started)
+            self.metrics.rule_last_eval.labels(g.name).set(t)
+        if alerts:
+            try:
+                self.notify(alerts)
+            except Exception:
+                log.exception("notify failed for group %s", g.name)
+        return alerts
+
+    def _account(self, g, r, res, t, took) -> None:
+        prev = self._health.get((g.name, r.key), RuleHealth())
+        empty = prev.empty_evaluations + 1 if res.empty else 0
+        self._health[(g.name, r.key)] = RuleHealth("err" if res.error else "ok", res.error, t, took, empty)
+        if self.metrics is None:
+            return
+        if res.error:
+            self.metrics.rule_eval_failures.labels(g.name, r.name).inc()
+        for reason, n in res.skipped.items():
+            self.metrics.rule_eval_skipped.labels(g.name, r.name, reason).inc(n)
+
+    def _save(self, group, key, entries) -> None:
+        try:
+            self._persist.save(group, key, entries)
+        except Exception:  # the store is down: alerting goes on, state is rewritten next time
+            log.exception("could not persist alert state of %s/%s", group, key)
+            self._persist._written = {k: v for k, v in self._persist._written.items()
+                                      if not k.startswith(f"{group}\x1f{key}\x1f")}
+
+    def _record(self, metric, labels, t, value) -> None:
+        try:
+            self.record(metric, labels, t, value)
+        except Exception:
+            log.exception("could not record %s", metric)
+
+    def _update_alert_gauge(self) -> None:
+        if self.metrics is None:
+            return
+        n = {PENDING: 0, FIRING: 0}
+        for entries in self._entries.values():
+            for e in entries.values():
+                if e.state in n:
+                    n[e.state] += 1
+        for state, v in n.items():
+            self.metrics.alerts.labels(state).set(v)
+
+    # --- schedule ---------------------------------------------------------------
+    def start(self, scheduler=None) -> None:
+        """Run every group on its interval with an apscheduler scheduler (a
+        BackgroundScheduler is created when none is given: evaluations query
+        the store, which blocks, so they run in threads, not on the event loop)."""
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        with self._lock:
+            if scheduler is None:
+                scheduler = BackgroundScheduler(timezone=_dt.timezone.utc)
+                self._own_scheduler = True
+            self._scheduler = scheduler
+            self._schedule_jobs()
+            if not scheduler.running:
+                scheduler.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            s, self._scheduler = self._scheduler, None
+            if s is None:
+                return
+            for job in s.get_jobs():
+                if job.id.startswith(JOB_PREFIX):
+                    job.remove()
+            if self._own_scheduler:
+                s.shutdown(wait=True)
+                self._own_scheduler = False
+
+    def _schedule_jobs(self) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        s = self._scheduler
+        for job in s.get_jobs():
+            if job.id.startswith(JOB_PREFIX) and job.id[len(JOB_PREFIX):] not in self._groups:
+                job.remove()
+        now = self.clock()
+        for g in self._groups.values():
+            offset = group_offset(g.name, g.interval)
+            first = next_eval(now, g.interval, offset)
+            trigger = IntervalTrigger(seconds=g.interval,
+                                      start_date=_dt.datetime.fromtimestamp(first, _dt.timezone.utc))
+            s.add_job(self._run_scheduled, trigger, args=[g.name], id=JOB_PREFIX + g.name,
+                      replace_existing=True, coalesce=True, max_instances=1,
+                      misfire_grace_time=max(int(g.interval), 1))
+
+    def _run_scheduled(self, name: str) -> None:
+        try:
+            self.evaluate_group(name)
+        except KeyError:
+            pass                                   # removed by a reload in between
+        except Exception:
+            log.exception("evaluating rule group %s", name)
+
+    # --- views for the API ------------------------------------------------------
+    def groups(self) -> list[Group]:
+        with self._lock:
+            return list(self._groups.values())
+
+    def group_health(self, name: str) -> GroupHealth:
+        return self._ghealth.get(name, GroupHealth())
+
+    def rule_health(self, group: str, key: str) -> RuleHealth:
+        return self._health.get((group, key), RuleHealth())
+
+    def rule_entries(self, group: str, key: str) -> dict:
+        return dict(self._entries.get((group, key), {}))
+
+    def active(self) -> list:
+        """(rule, entry) for every pending or firing alert."""
+        with self._lock:
+            return [(r, e) for g in self._groups.values() for r in g.rules if isinstance(r, AlertingRule)
+                    for e in self._entries.get((g.name, r.key), {}).values() if e.state in (PENDING, FIRING)]

@@ -1,0 +1,234 @@
+"""``tocsin rules test``: rule unit tests in the format of ``promtool test rules``
+(rule_files, evaluation_interval, group_eval_order, tests: interval,
+input_series, alert_rule_test, promql_expr_test, external_labels,
+external_url), plus ``latency_series`` (see alerting.rules.latencyseries).
+
+Like promtool, every group is evaluated at every evaluation_interval step from
+time 0 to the largest eval_time; recorded series and ALERTS are written back
+into the data, so later steps and promql_expr_test see them."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from alerting.evaluate.manager import RuleManager
+from alerting.rules.durations import DurationError, format_duration, parse_duration
+from alerting.rules.latencyseries import LatencySeriesError, build_rows, parse_steps
+from collector.model import KIND_GAUGE, NS, SampleRows, Series, make_labels, series_id
+
+
+class RuleTestError(ValueError):
+    pass
+
+
+def make_engine(source):
+    """collector.query's Engine over a data source (written by the query area)."""
+    try:
+        from collector.query import Engine
+    except ImportError:
+        try:
+            from collector.query.engine import Engine
+        except ImportError:
+            raise RuleTestError("the query engine (collector.query.Engine) is not available in this build; "
+                                "rule unit tests need it") from None
+    return Engine(source)
+
+
+class WritableSource:
+    """A DataSource over a MemorySource plus the samples rules recorded while
+    the test runs (recording rules, ALERTS, ALERTS_FOR_STATE)."""
+
+    def __init__(self, base):
+        self.base = base
+        self.catalog = base.catalog
+        self._sids, self._ts, self._vals = [], [], []
+        self._cache = None
+
+    def record(self, metric: str, labels: dict, t: float, value: float) -> None:
+        lab = make_labels(labels)
+        sid = series_id(metric, lab)
+        self.catalog.add(Series(sid, metric, lab, KIND_GAUGE))
+        self._sids.append(sid)
+        self._ts.append(int(round(t * NS)))
+        self._vals.append(float(value))
+        self._cache = None
+
+    def read_hist(self, series_ids, start_ns, end_ns):
+        return self.base.read_hist(series_ids, start_ns, end_ns)
+
+    def read_samples(self, series_ids, start_ns, end_ns):
+        base = self.base.read_samples(series_ids, start_ns, end_ns)
+        if not self._sids:
+            return base
+        if self._cache is None:
+            self._cache = (np.array(self._sids, np.uint64), np.array(self._ts, np.int64), np.array(self._vals))
+        sid, ts, val = self._cache
+        keep = np.isin(sid, np.asarray(series_ids, np.uint64)) & (ts >= start_ns) & (ts <= end_ns)
+        rows = SampleRows.concat([base, SampleRows(sid[keep], ts[keep], val[keep])])
+        order = np.lexsort((rows.ts, rows.series_id))
+        return SampleRows(rows.series_id[order], rows.ts[order], rows.value[order])
+
+
+@dataclass(frozen=True)
+class Failure:
+    test: str
+    message: str
+
+
+def _dur(v, what: str) -> float:
+    try:
+        return parse_duration(v if v is not None else "0s")
+    except DurationError as e:
+        raise RuleTestError(f"{what}: {e}") from None
+
+
+def _build_source(test: dict, interval: float):
+    from collector.query import seriesnotation, memsource
+
+    floats = [(s["series"], str(s.get("values", ""))) for s in test.get("input_series") or []]
+    base = seriesnotation.load(floats, interval)
+    lat = []
+    for s in test.get("latency_series") or []:
+        metric, labels = seriesnotation.parse_series(s["series"])
+        lat.append((metric, labels, parse_steps(s.get("values", []))))
+    if lat:
+        hist = build_rows(lat, interval, base.catalog)
+        base = memsource.MemorySource(base.catalog, hist=hist, samples=base.samples)
+    return WritableSource(base)
+
+
+def _labels_of(text: str) -> dict:
+    from collector.query import seriesnotation
+
+    name, labels = seriesnotation.parse_series(text) if "{" not in text or not text.startswith("{") else \
+        ("", _parse_bare_labels(text))
+    if name:
+        labels["__name__"] = name
+    return labels
+
+
+def _parse_bare_labels(text: str) -> dict:
+    from collector.query import seriesnotation
+
+    _, labels = seriesnotation.parse_series("x" + text)
+    return labels
+
+
+def _fmt_labels(d: dict) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(d.items())) + "}"
+
+
+def _run_one(test: dict, idx: int, rule_files: list[str], eval_interval: float, order: list[str],
+             ) -> list[Failure]:
+    name = test.get("name") or ""
+    interval = _dur(test.get("interval", format_duration(eval_interval)), f"{name}: interval")
+    source = _build_source(test, interval)
+    engine = make_engine(source)
+    got_alerts: dict[float, list] = {}
+    mgr = RuleManager(None, engine.instant_vector, source.record, lambda alerts: None, None,
+                      clock=lambda: 0.0, external_url=str(test.get("external_url", "")),
+                      external_labels=dict(test.get("external_labels") or {}))
+    errors = mgr.load(rule_files)
+    if errors:
+        raise RuleTestError("\n".join(errors))
+    groups = [g.name for g in mgr.groups()]
+    if order:
+        missing = [g for g in order if g not in groups]
+        if missing:
+            raise RuleTestError(f"group_eval_order names unknown groups: {', '.join(missing)}")
+        groups = list(order) + [g for g in groups if g not in order]
+    alert_tests = test.get("alert_rule_test") or []
+    expr_tests = test.get("promql_expr_test") or []
+    times = [_dur(a.get("eval_time"), f"{name}: eval_time") for a in alert_tests + expr_tests]
+    maxt = max(times, default=0.0)
+    check_at = sorted({_dur(a.get("eval_time"), "eval_time") for a in alert_tests})
+    steps = int(math.floor(maxt / eval_interval + 1e-9)) + 1
+    for i in range(steps):
+        ts = i * eval_interval
+        for g in groups:
+            mgr.evaluate_group(g, ts)
+        for e in check_at:
+            if ts <= e < ts + eval_interval:
+                got_alerts[e] = [(r.name, dict(en.labels), dict(en.annotations))
+                                 for r, en in mgr.active() if en.state == "firing"]
+    failures = []
+    for a in alert_tests:
+        e = _dur(a.get("eval_time"), "eval_time")
+        aname = a.get("alertname", "")
+        got = sorted((_fmt_labels(l), _fmt_labels(an)) for n, l, an in got_alerts.get(e, []) if n == aname)
+        exp = []
+        for x in a.get("exp_alerts") or []:
+            labels = {str(k): str(v) for k, v in (x.get("exp_labels") or {}).items()}
+            labels["alertname"] = aname
+            exp.append((_fmt_labels(labels),
+                        _fmt_labels({str(k): str(v) for k, v in (x.get("exp_annotations") or {}).items()})))
+        if sorted(exp) != got:
+            failures.append(Failure(name, f"alertname: {aname}, time: {format_duration(e)}, \n"
+                                          f"        exp:{_show(sorted(exp))}, \n        got:{_show(got)}"))
+    for x in expr_tests:
+        e = _dur(x.get("eval_time"), "eval_time")
+        expr = x.get("expr", "")
+        try:
+            res = engine.instant_vector(expr, e)
+        except Exception as ex:
+            failures.append(Failure(name, f"    expr: {expr!r}, time: {format_duration(e)}, err: {ex}"))
+            continue
+        got = sorted((_fmt_labels(l), float(v)) for l, v in res)
+        exp = sorted((_fmt_labels(_labels_of(s["labels"]) if s.get("labels") else {}), float(s.get("value", 0)))
+                     for s in x.get("exp_samples") or [])
+        if len(got) != len(exp) or any(gl != el or not _close(gv, ev) for (gl, gv), (el, ev) in zip(got, exp)):
+            failures.append(Failure(name, f"    expr: {expr!r}, time: {format_duration(e)},\n"
+                                          f"        exp: {_show_samples(exp)}\n        got: {_show_samples(got)}"))
+    return failures
+
+
+def _close(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == b or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+
+
+def _show(items) -> str:
+    if not items:
+        return "[]"
+    return "[\n" + "".join(f"            {i}:\n              Labels:{l}\n              Annotations:{a}\n"
+                           for i, (l, a) in enumerate(items)) + "            ]"
+
+
+def _show_samples(items) -> str:
+    return ", ".join(f"{l} {v:g}" for l, v in items) or "(none)"
+
+
+def run_file(path: str, out=print) -> bool:
+    """Run one test file; print like promtool; True when everything passed."""
+    out(f"Unit Testing:  {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = YAML(typ="safe").load(fh)
+    except (OSError, YAMLError) as e:
+        out(f"  FAILED:\n    {e}")
+        return False
+    try:
+        doc = doc or {}
+        base = os.path.dirname(os.path.abspath(path))
+        files = [f if os.path.isabs(f) else os.path.join(base, f) for f in doc.get("rule_files") or []]
+        eval_interval = _dur(doc.get("evaluation_interval", "1m"), "evaluation_interval")
+        order = list(doc.get("group_eval_order") or [])
+        failures = []
+        for i, t in enumerate(doc.get("tests") or [], 1):
+            failures.extend(_run_one(t, i, files, eval_interval, order))
+    except (RuleTestError, LatencySeriesError, ValueError, KeyError) as e:
+        out(f"  FAILED:\n    {e}")
+        return False
+    if failures:
+        out("  FAILED:")
+        for f in failures:
+            out(f"    {f.test}:\n    {f.message}" if f.test else f"    {f.message}")
+        return False
+    out("  SUCCESS")
+    return True
