@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from serverproc import REPO
 from spans import exporter, send_spans
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notify"))
 from notify_fakes import FakeHTTP, FakeSlack  # noqa: E402
 
 
+@pytest.mark.timeout(420)
 def test_spike_pages_slack_and_pagerduty_once_then_resolves(server_factory, tmp_path):
     shutil.copytree(REPO / "rules", tmp_path / "rules")
     slack = FakeSlack()

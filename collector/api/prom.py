@@ -1,0 +1,240 @@
+"""The Prometheus-compatible HTTP query API (what Grafana's Prometheus data
+source calls): query, query_range, labels, label values, series, metadata,
+buildinfo, runtimeinfo, query_exemplars. GET and form POST alike."""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import time
+from urllib.parse import parse_qsl
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from collector.model import KIND_COUNTER, KIND_GAUGE
+from collector.query.errors import BadData, QueryError
+from collector.query.selectors import FLOAT, HIST, SeriesIndex, parse_match_params
+
+_DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
+_UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(s: str, what: str) -> float:
+    """Prometheus durations ("1h30m", "15s") or float seconds."""
+    try:
+        v = float(s)
+        if math.isfinite(v):
+            return v
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DUR.finditer(s):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNIT_S[m.group(2)]
+        pos = m.end()
+    if pos != len(s) or not s:
+        raise BadData(f"invalid parameter \"{what}\": cannot parse \"{s}\" to a valid duration")
+    return total
+
+
+def parse_time(s: str, what: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise BadData(f"invalid parameter \"{what}\": cannot parse \"{s}\" to a valid timestamp") from None
+
+
+def _ok(data, status: int = 200) -> JSONResponse:
+    return JSONResponse({"status": "success", "data": data}, status_code=status)
+
+
+def _err(e: QueryError, metrics=None) -> JSONResponse:
+    if metrics is not None:
+        metrics.query_errors.labels(type=e.error_type).inc()
+    return JSONResponse({"status": "error", "errorType": e.error_type, "error": str(e)}, status_code=e.status)
+
+
+class _Params:
+    """URL and form parameters; form values win, as in Prometheus."""
+
+    def __init__(self, query, form: list[tuple[str, str]]):
+        self.q = query
+        self.f: dict[str, list[str]] = {}
+        for k, v in form:
+            self.f.setdefault(k, []).append(v)
+
+    def get(self, name: str, default=None):
+        if name in self.f:
+            return self.f[name][0]
+        return self.q.get(name, default)
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self.q.getlist(name)) + self.f.get(name, [])
+
+
+async def _params(request: Request) -> _Params:
+    form: list = []
+    if request.method == "POST":
+        ctype = request.headers.get("content-type", "")
+        if ctype and not ctype.startswith("application/x-www-form-urlencoded"):
+            raise BadData(f"unsupported content type {ctype!r}; send application/x-www-form-urlencoded")
+        # Parsed here: Starlette's request.form() needs python-multipart, for no gain on url-encoded forms.
+        form = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    return _Params(request.query_params, form)
+
+
+def _metric_type(kind: str, access: str) -> str:
+    if access == HIST:
+        return "histogram"
+    if access != FLOAT:
+        return "counter"
+    return {KIND_COUNTER: "counter", KIND_GAUGE: "gauge"}.get(kind, "unknown")
+
+
+def routes(ctx) -> list[Route]:
+    metrics = getattr(ctx, "metrics", None)
+    engine = ctx.engine
+    index: SeriesIndex = getattr(engine, "index", None) or SeriesIndex(ctx.source.catalog)
+    clock = getattr(ctx, "clock", None)
+
+    def now() -> float:
+        if clock is None:
+            return time.time()
+        t = clock()
+        return t / 1e9 if t > 1e12 else t  # the service clock may be in ns
+
+    def observe(endpoint: str, t0: float) -> None:
+        if metrics is not None:
+            metrics.query_duration.labels(endpoint=endpoint).observe(time.perf_counter() - t0)
+
+    def lookback(p: _Params):
+        lb = p.get("lookback_delta")
+        return parse_duration(lb, "lookback_delta") if lb else None
+
+    async def query(request: Request):
+        t0 = time.perf_counter()
+        try:
+            p = await _params(request)
+            expr = p.get("query")
+            if not expr:
+                raise BadData("invalid parameter \"query\": missing query")
+            t = parse_time(p.get("time"), "time") if p.get("time") else now()
+            res = await run_in_threadpool(engine.instant, expr, t, lookback(p))
+            return _ok(res.to_json())
+        except QueryError as e:
+            return _err(e, metrics)
+        finally:
+            observe("query", t0)
+
+    async def query_range(request: Request):
+        t0 = time.perf_counter()
+        try:
+            p = await _params(request)
+            expr = p.get("query")
+            if not expr:
+                raise BadData("invalid parameter \"query\": missing query")
+            for name in ("start", "end", "step"):
+                if not p.get(name):
+                    raise BadData(f"invalid parameter \"{name}\": missing {name}")
+            start, end = parse_time(p.get("start"), "start"), parse_time(p.get("end"), "end")
+            step = parse_duration(p.get("step"), "step")
+            res = await run_in_threadpool(engine.range, expr, start, end, step, lookback(p))
+            return _ok(res.to_json())
+        except QueryError as e:
+            return _err(e, metrics)
+        finally:
+            observe("query_range", t0)
+
+    def _selected(p: _Params):
+        matches = p.getlist("match[]")
+        if not matches:
+            return index.all()
+        return index.match(parse_match_params(matches))
+
+    def _limit(p: _Params, items: list) -> list:
+        lim = p.get("limit")
+        if lim:
+            try:
+                n = int(lim)
+            except ValueError:
+                raise BadData("invalid parameter \"limit\": not a number") from None
+            if n > 0:
+                return items[:n]
+        return items
+
+    async def labels(request: Request):
+        try:
+            p = await _params(request)
+            names = sorted({k for e in _selected(p) for k, _ in e.labels})
+            return _ok(_limit(p, names))
+        except QueryError as e:
+            return _err(e, metrics)
+
+    async def label_values(request: Request):
+        try:
+            p = await _params(request)
+            name = request.path_params["name"]
+            if name.startswith("U__"):  # Prometheus's escaping of UTF-8 label names
+                name = re.sub(r"_([0-9a-fA-F]+)_", lambda m: chr(int(m.group(1), 16)), name[3:])
+            vals = sorted({v for e in _selected(p) for k, v in e.labels if k == name})
+            return _ok(_limit(p, vals))
+        except QueryError as e:
+            return _err(e, metrics)
+
+    async def series(request: Request):
+        try:
+            p = await _params(request)
+            if not p.getlist("match[]"):
+                raise BadData("no match[] parameter provided")
+            return _ok(_limit(p, [e.label_dict() for e in _selected(p)]))
+        except QueryError as e:
+            return _err(e, metrics)
+
+    async def metadata(request: Request):
+        try:
+            p = await _params(request)
+            want = p.get("metric")
+            out: dict[str, list] = {}
+            for e in index.all():
+                if want and e.name != want:
+                    continue
+                if e.name not in out:
+                    out[e.name] = [{"type": _metric_type(e.kind, e.access), "help": e.help, "unit": e.unit}]
+            names = _limit(p, sorted(out))
+            return _ok({n: out[n] for n in names})
+        except QueryError as e:
+            return _err(e, metrics)
+
+    async def buildinfo(request: Request):
+        import collector
+        return _ok({"version": getattr(collector, "__version__", "0.0.0"), "revision": "", "branch": "",
+                    "buildUser": "", "buildDate": "", "goVersion": "", "application": "tocsin"})
+
+    async def runtimeinfo(request: Request):
+        return _ok({"startTime": "", "CWD": "", "reloadConfigSuccess": True, "lastConfigTime": "",
+                    "corruptionCount": 0, "goroutineCount": 0, "GOMAXPROCS": 0, "GOGC": "", "GODEBUG": "",
+                    "storageRetention": "", "timeSeriesCount": len(index.all())})
+
+    async def exemplars(request: Request):
+        return _ok([])
+
+    both = ["GET", "POST"]
+    return [
+        Route("/api/v1/query", query, methods=both),
+        Route("/api/v1/query_range", query_range, methods=both),
+        Route("/api/v1/labels", labels, methods=both),
+        Route("/api/v1/label/{name}/values", label_values, methods=["GET"]),
+        Route("/api/v1/series", series, methods=both),
+        Route("/api/v1/metadata", metadata, methods=["GET"]),
+        Route("/api/v1/status/buildinfo", buildinfo, methods=["GET"]),
+        Route("/api/v1/status/runtimeinfo", runtimeinfo, methods=["GET"]),
+        Route("/api/v1/query_exemplars", exemplars, methods=both),
+    ]

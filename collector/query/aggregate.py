@@ -1,0 +1,158 @@
+"""Aggregation operators (sum, avg, min, max, count, group, stddev, stdvar,
+topk, bottomk, quantile, count_values) by/without labels, over all steps at once."""
+from __future__ import annotations
+
+import numpy as np
+
+from collector.query import hist as H
+from collector.query.errors import BadData
+from collector.query.seriesnotation import format_value
+from collector.query.values import Scalar, String, Vec, lkey
+
+
+def _group_labels(labels: dict, by: list[str] | None, without: list[str] | None) -> dict:
+    if by is not None:
+        return {k: labels[k] for k in by if k in labels}
+    drop = set(without or ()) | {"__name__"}
+    return {k: v for k, v in labels.items() if k not in drop}
+
+
+def _groups(labels: list[dict], by, without):
+    keys: dict[tuple, int] = {}
+    out_labels: list[dict] = []
+    gid = np.zeros(len(labels), np.int64)
+    for i, l in enumerate(labels):
+        g = _group_labels(l, by, without)
+        k = lkey(g)
+        if k not in keys:
+            keys[k] = len(out_labels)
+            out_labels.append(g)
+        gid[i] = keys[k]
+    return gid, out_labels
+
+
+def aggregate(op: str, v: Vec, by, without, param, max_cells: int) -> Vec:
+    S = v.vals.shape[1]
+    out = _floats(op, v, by, without, param) if len(v.labels) else Vec.empty(S)
+    if v.hists:
+        out.hists = _hists(op, v, by, without, max_cells)
+    return out
+
+
+def _floats(op, v: Vec, by, without, param) -> Vec:
+    vals, mask = v.vals, v.mask
+    n, S = vals.shape
+    if op in ("topk", "bottomk", "limitk"):
+        return _topk(op, v, by, without, param)
+    if op == "count_values":
+        return _count_values(v, by, without, param)
+    gid, glabels = _groups(v.labels, by, without)
+    G = len(glabels)
+    cnt = np.zeros((G, S))
+    np.add.at(cnt, gid, mask.astype(float))
+    present = cnt > 0
+    mv = np.where(mask, vals, 0.0)
+    if op in ("sum", "avg", "stddev", "stdvar"):
+        tot = np.zeros((G, S))
+        np.add.at(tot, gid, mv)
+        if op == "sum":
+            res = tot
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = tot / cnt
+            if op == "avg":
+                res = mean
+            else:
+                dev = np.where(mask, (vals - mean[gid]) ** 2, 0.0)
+                sq = np.zeros((G, S))
+                np.add.at(sq, gid, dev)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    res = sq / cnt
+                if op == "stddev":
+                    res = np.sqrt(res)
+    elif op == "count":
+        res = cnt
+    elif op == "group":
+        res = np.ones((G, S))
+    elif op in ("min", "max"):
+        res = np.full((G, S), np.nan)
+        fn = np.fmin if op == "min" else np.fmax
+        fn.at(res, gid, np.where(mask, vals, np.nan))
+    elif op == "quantile":
+        q = param.vals
+        res = np.full((G, S), np.nan)
+        for g in range(G):
+            sub = np.where(mask[gid == g], vals[gid == g], np.nan)
+            for s in range(S):
+                col = sub[:, s]
+                col = col[~np.isnan(col)] if np.isnan(col).any() else col
+                if len(col):
+                    res[g, s] = _q(q[s], col)
+    else:
+        raise BadData(f"aggregation {op}() is not supported")
+    return Vec(glabels, res, present)
+
+
+def _q(q, col):
+    from collector.query.rangefuncs import _quantile
+    return _quantile(float(q), col)
+
+
+def _topk(op, v: Vec, by, without, param) -> Vec:
+    if not isinstance(param, Scalar):
+        raise BadData(f"{op}() needs a number as its first argument")
+    k = np.nan_to_num(param.vals, nan=0.0).astype(np.int64)
+    gid, _ = _groups(v.labels, by, without)
+    keep = np.zeros_like(v.mask)
+    for g in np.unique(gid):
+        rows = np.nonzero(gid == g)[0]
+        x = v.vals[rows]
+        x = np.where(np.isnan(x), -np.inf if op == "topk" else np.inf, x)
+        x = np.where(v.mask[rows], x, np.nan)
+        # NaN (absent) sorts last either way
+        order = np.argsort(-x if op == "topk" else x, axis=0, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(len(rows))[:, None].repeat(x.shape[1], 1), axis=0)
+        keep[rows] = (rank < k[None, :]) & v.mask[rows]
+    return Vec(list(v.labels), v.vals.copy(), keep)
+
+
+def _count_values(v: Vec, by, without, param) -> Vec:
+    if not isinstance(param, String):
+        raise BadData("count_values() needs a label name as its first argument")
+    S = v.vals.shape[1]
+    acc: dict[tuple, tuple[dict, np.ndarray]] = {}
+    for i, l in enumerate(v.labels):
+        base = _group_labels(l, by, without)
+        for s in np.nonzero(v.mask[i])[0]:
+            lab = dict(base)
+            lab[param.s] = format_value(float(v.vals[i, s]))
+            k = lkey(lab)
+            if k not in acc:
+                acc[k] = (lab, np.zeros(S))
+            acc[k][1][s] += 1
+    labels = [a[0] for a in acc.values()]
+    vals = [a[1] for a in acc.values()]
+    return Vec.of(labels, vals, [x > 0 for x in vals], S)
+
+
+def _hists(op, v: Vec, by, without, max_cells) -> list[H.HSeries]:
+    if op not in ("sum", "avg", "count", "group"):
+        raise BadData(f"aggregation {op}() is not supported for histogram series")
+    if op in ("count", "group"):
+        raise BadData(f"aggregation {op}() of histogram series is not supported; use histogram_count()")
+    groups: dict[tuple, tuple[dict, list]] = {}
+    for s in v.hists:
+        g = _group_labels(s.labels, by, without)
+        groups.setdefault(lkey(g), (g, []))[1].append(s)
+    out = []
+    for g, members in groups.values():
+        m = H.merge_series(members, g, max_cells)
+        if op == "avg":
+            mats = [x.get(max_cells) for x in members]
+            n = np.sum([x.present for x in mats], axis=0)
+            mat = m.get(max_cells)
+            mat.scale = mat.scale / np.maximum(n, 1)
+            m = H.HSeries(g, mat=mat)
+        out.append(m)
+    return out

@@ -1,0 +1,184 @@
+"""Binary operators: arithmetic, comparisons (with bool), set operators, and
+vector matching (on/ignoring, group_left/group_right), per step."""
+from __future__ import annotations
+
+import numpy as np
+
+from collector.query import hist as H
+from collector.query.errors import BadData, Unprocessable
+from collector.query.values import Scalar, Vec, drop_name, lkey
+
+ARITH = {"+", "-", "*", "/", "%", "^", "atan2"}
+CMP = {"==", "!=", ">", "<", ">=", "<="}
+SET = {"and", "or", "unless"}
+
+
+def apply(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        if op == "+":
+            return a + b
+        if op == "-":
+            return a - b
+        if op == "*":
+            return a * b
+        if op == "/":
+            return a / b
+        if op == "%":
+            return np.fmod(a, b)
+        if op == "^":
+            return np.power(a, b)
+        if op == "atan2":
+            return np.arctan2(a, b)
+        if op == "==":
+            return a == b
+        if op == "!=":
+            return a != b
+        if op == ">":
+            return a > b
+        if op == "<":
+            return a < b
+        if op == ">=":
+            return a >= b
+        if op == "<=":
+            return a <= b
+    raise BadData(f"operator {op} is not supported")
+
+
+def scalar_scalar(op: str, a: Scalar, b: Scalar, return_bool: bool) -> Scalar:
+    if op in CMP and not return_bool:
+        raise BadData("comparisons between scalars must use the bool modifier")
+    if op in SET:
+        raise BadData(f"set operator {op} not allowed between scalars")
+    r = apply(op, a.vals, b.vals)
+    return Scalar(r.astype(float))
+
+
+def vector_scalar(op: str, v: Vec, s: Scalar, scalar_left: bool, return_bool: bool, max_cells: int) -> Vec:
+    if op in SET:
+        raise BadData(f"set operator {op} not allowed in binary scalar expression")
+    hists = []
+    if v.hists:
+        if op == "*" or (op == "/" and not scalar_left):
+            for h in v.hists:
+                m = h.get(max_cells)
+                f = s.vals if op == "*" else 1.0 / s.vals
+                m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present, m.scale * f)
+                hists.append(H.HSeries(drop_name(h.labels), mat=m))
+        else:
+            raise BadData(f"operator {op} between a histogram and a scalar is not supported")
+    sv = s.vals[None, :]
+    r = apply(op, sv, v.vals) if scalar_left else apply(op, v.vals, sv)
+    if op in CMP:
+        if return_bool:
+            return Vec([drop_name(l) for l in v.labels], r.astype(float), v.mask.copy(), hists)
+        return Vec(list(v.labels), v.vals.copy(), v.mask & r, hists)
+    return Vec([drop_name(l) for l in v.labels], r, v.mask.copy(), hists)
+
+
+def _sig(labels: dict, on: list[str] | None, ignoring: list[str] | None) -> tuple:
+    if on is not None:
+        return tuple((k, labels.get(k, "")) for k in sorted(on))
+    ign = set(ignoring or ()) | {"__name__"}
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in ign))
+
+
+def _by_sig(v: Vec, on, ignoring) -> dict[tuple, list[int]]:
+    out: dict[tuple, list[int]] = {}
+    for i, l in enumerate(v.labels):
+        out.setdefault(_sig(l, on, ignoring), []).append(i)
+    return out
+
+
+def _combine(v: Vec, rows: list[int], side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with one signature as one series; two present at one step is an error."""
+    if len(rows) == 1:
+        return v.vals[rows[0]], v.mask[rows[0]]
+    m = v.mask[rows]
+    if (m.sum(axis=0) > 1).any():
+        raise Unprocessable(f"found duplicate series for the match group on the {side} hand-side of the operation: "
+                            f"{[v.labels[r] for r in rows[:2]]}; many-to-many matching not allowed: "
+                            "matching labels must be unique on one side")
+    return np.where(m, v.vals[rows], 0.0).sum(axis=0), m.any(axis=0)
+
+
+def set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
+    if lhs.hists or rhs.hists:
+        raise BadData(f"set operator {op} on histogram series is not supported")
+    S = lhs.vals.shape[1]
+    rs = _by_sig(rhs, on, ignoring)
+    rpres = {k: rhs.mask[r].any(axis=0) for k, r in rs.items()}
+    none = np.zeros(S, bool)
+    if op in ("and", "unless"):
+        mask = lhs.mask.copy()
+        for i, l in enumerate(lhs.labels):
+            p = rpres.get(_sig(l, on, ignoring), none)
+            mask[i] &= p if op == "and" else ~p
+        return Vec(list(lhs.labels), lhs.vals.copy(), mask)
+    ls = _by_sig(lhs, on, ignoring)
+    lpres = {k: lhs.mask[r].any(axis=0) for k, r in ls.items()}
+    rmask = rhs.mask.copy()
+    for i, l in enumerate(rhs.labels):
+        rmask[i] &= ~lpres.get(_sig(l, on, ignoring), none)
+    return Vec(list(lhs.labels) + list(rhs.labels), np.vstack([lhs.vals, rhs.vals]).reshape(-1, S),
+               np.vstack([lhs.mask, rmask]).reshape(-1, S))
+
+
+def vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include: list[str],
+                  return_bool: bool) -> Vec:
+    if op in SET:
+        return set_op(op, lhs, rhs, on, ignoring)
+    if lhs.hists or rhs.hists:
+        raise BadData(f"operator {op} between histogram series is not supported")
+    S = lhs.vals.shape[1]
+    many, one = (lhs, rhs) if card != "one_to_many" else (rhs, lhs)
+    one_rows = _by_sig(one, on, ignoring)
+    one_sigs = {k: _combine(one, r, "right" if one is rhs else "left") for k, r in one_rows.items()}
+    if card == "one_to_one":
+        for k, r in _by_sig(many, on, ignoring).items():
+            if len(r) > 1 and k in one_sigs:
+                _combine(many, r, "left")
+    out: dict[tuple, list] = {}
+    drop = op in ARITH or return_bool
+    for i, l in enumerate(many.labels):
+        k = _sig(l, on, ignoring)
+        if k not in one_sigs:
+            continue
+        ov, om = one_sigs[k]
+        mv, mm = many.vals[i], many.mask[i]
+        lv, rv = (mv, ov) if many is lhs else (ov, mv)
+        r = apply(op, lv, rv)
+        mask = mm & om
+        if op in CMP:
+            if return_bool:
+                val = r.astype(float)
+            else:
+                mask = mask & r
+                val = lv
+        else:
+            val = r
+        labels = drop_name(l) if drop else dict(l)
+        if card == "one_to_one":
+            if on is not None:
+                labels = {k2: v2 for k2, v2 in labels.items() if k2 in on}
+            else:
+                ign = set(ignoring or ())
+                labels = {k2: v2 for k2, v2 in labels.items() if k2 not in ign}
+        else:
+            src = one.labels[one_rows[k][0]]
+            for name in include:
+                if src.get(name, ""):
+                    labels[name] = src[name]
+                else:
+                    labels.pop(name, None)
+        key = lkey(labels)
+        if key in out:
+            prev = out[key]
+            if (prev[2] & mask).any():
+                raise Unprocessable(f"multiple matches for labels {labels}: grouping labels must ensure "
+                                    "unique matches")
+            prev[1] = np.where(mask, val, prev[1])
+            prev[2] = prev[2] | mask
+        else:
+            out[key] = [labels, np.asarray(val, float).copy(), mask.copy()]
+    vals = list(out.values())
+    return Vec.of([x[0] for x in vals], [x[1] for x in vals], [x[2] for x in vals], S)

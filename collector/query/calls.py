@@ -1,0 +1,145 @@
+"""Function calls: range functions over a RangeArg, instant functions over a Vec."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from collector.query import functions as F
+from collector.query import hist as H
+from collector.query import rangefuncs as R
+from collector.query.errors import BadData
+from collector.query.selectors import selector_matchers
+from collector.query.values import Scalar, String, Vec, drop_name
+
+_HIST_FUNCS = {"histogram_quantile", "histogram_count", "histogram_sum", "histogram_avg", "histogram_fraction"}
+_DATE_FUNCS = {"minute", "hour", "month", "year", "day_of_month", "day_of_week", "day_of_year", "days_in_month"}
+_RANGE_KINDS = ("MatrixSelector", "SubqueryExpr")
+
+
+def _scalar(ev, node, T, fname: str) -> Scalar:
+    v = ev.eval(node, T)
+    if not isinstance(v, Scalar):
+        raise BadData(f"expected a scalar argument in call to {fname}()")
+    return v
+
+
+def _string(node, fname: str) -> str:
+    if type(node).__name__ == "ParenExpr":
+        return _string(node.expr, fname)
+    if type(node).__name__ != "StringLiteral":
+        raise BadData(f"expected a string argument in call to {fname}()")
+    return node.val
+
+
+def _vec(ev, node, T, fname: str) -> Vec:
+    v = ev.eval(node, T)
+    if not isinstance(v, Vec):
+        raise BadData(f"expected an instant vector argument in call to {fname}()")
+    return v
+
+
+def call(ev, node, T):
+    name = node.func.name
+    args = list(node.args)
+    if name in R.RANGE_FUNCS:
+        return _range_call(ev, name, args, T)
+    if name in F._MATH:
+        return F.math_fn(name, _vec(ev, args[0], T, name))
+    if name in ("clamp", "clamp_min", "clamp_max"):
+        v = _vec(ev, args[0], T, name)
+        return F.clamp(name, v, [_scalar(ev, a, T, name) for a in args[1:]])
+    if name == "round":
+        v = _vec(ev, args[0], T, name)
+        return F.round_fn(v, [_scalar(ev, a, T, name) for a in args[1:]])
+    if name == "time":
+        return Scalar(T / 1e9)
+    if name == "pi":
+        return Scalar(np.full(len(T), math.pi))
+    if name == "vector":
+        s = _scalar(ev, args[0], T, name)
+        return Vec([{}], s.vals[None, :].copy(), np.ones((1, len(T)), bool))
+    if name == "scalar":
+        return F.scalar_of(_vec(ev, args[0], T, name))
+    if name == "timestamp":
+        v = _vec(ev, args[0], T, name).floats_only("timestamp()")
+        ts = v.ts / 1e9 if v.ts is not None else np.broadcast_to(T / 1e9, v.vals.shape)
+        return Vec([drop_name(l) for l in v.labels], np.array(ts, float), v.mask.copy())
+    if name == "label_replace":
+        v = _vec(ev, args[0], T, name)
+        return F.label_replace(v, *[_string(a, name) for a in args[1:5]])
+    if name == "label_join":
+        v = _vec(ev, args[0], T, name)
+        strs = [_string(a, name) for a in args[1:]]
+        return F.label_join(v, strs[0], strs[1], strs[2:])
+    if name in ("sort", "sort_desc"):
+        v = _vec(ev, args[0], T, name)
+        return Vec(v.labels, v.vals, v.mask, v.hists, v.ts, "asc" if name == "sort" else "desc")
+    if name == "absent":
+        v = _vec(ev, args[0], T, name)
+        present = v.mask.any(axis=0) if len(v.labels) else np.zeros(len(T), bool)
+        for h in v.hists:
+            present = present | h.get(ev.q.max_cells).present
+        labels = F.absent_labels(selector_matchers(args[0])) if type(args[0]).__name__ == "VectorSelector" else {}
+        return _absent(labels, present, T)
+    if name in _HIST_FUNCS:
+        fargs = [_scalar(ev, a, T, name) for a in args[:-1]]
+        v = _vec(ev, args[-1], T, name)
+        return F.histogram_fn(name, v, fargs, ev.q.max_cells)
+    if name in _DATE_FUNCS:
+        v = _vec(ev, args[0], T, name) if args else None
+        return F.date_fn(name, v, T)
+    raise BadData(f"function {name}() is not supported")
+
+
+def _absent(labels: dict, present: np.ndarray, T) -> Vec:
+    absent = ~present
+    if not absent.any():
+        return Vec.empty(len(T))
+    return Vec([labels], np.ones((1, len(T))), absent[None, :].copy())
+
+
+def _range_call(ev, name: str, args: list, T):
+    params: list = []
+    if name == "quantile_over_time":
+        params = [_scalar(ev, args[0], T, name).vals]
+        rnode = args[1]
+    elif name == "predict_linear":
+        rnode = args[0]
+        params = [_scalar(ev, args[1], T, name).vals]
+    else:
+        rnode = args[0]
+    if type(rnode).__name__ not in _RANGE_KINDS:
+        raise BadData(f"expected a range vector argument in call to {name}()")
+    arg = ev.range_arg(rnode, T, name)
+    S = len(T)
+    if name == "absent_over_time":
+        present = np.zeros(S, bool)
+        for _, fd in arg.floats:
+            b, e = R.windows(fd.ts[~fd.stale], arg.T, arg.w_ns)
+            present |= e > b
+        for _, d in arg.deltas:
+            present |= R.eval_delta("increase", d, arg.T, arg.w_ns)[1]
+        for h in arg.hists:
+            w = H.Window(arg.T, arg.w_ns, 0)
+            present |= H.materialize(h.raw, w, ev.q.max_cells).present
+        labels = F.absent_labels(arg.matchers) if type(rnode).__name__ == "MatrixSelector" else {}
+        return _absent(labels, present, T)
+    labels, vals, masks = [], [], []
+    keep = name in R.KEEP_NAME
+    for lab, fd in arg.floats:
+        ev.check()
+        v, m = R.eval_float(name, fd, arg.T, arg.w_ns, params)
+        if m.any():
+            labels.append(dict(lab) if keep else drop_name(lab))
+            vals.append(v)
+            masks.append(m)
+    for lab, d in arg.deltas:
+        v, m = R.eval_delta(name, d, arg.T, arg.w_ns)
+        if m.any():
+            labels.append(drop_name(lab))
+            vals.append(v)
+            masks.append(m)
+    out = Vec.of(labels, vals, masks, S)
+    out.hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]
+    return out

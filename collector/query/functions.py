@@ -1,0 +1,229 @@
+"""Instant-vector functions: math, clamping, labels, sorting, histograms."""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from collector.query import hist as H
+from collector.query.errors import BadData
+from collector.query.values import Scalar, String, Vec, drop_name, lkey
+
+_MATH = {
+    "abs": np.abs, "ceil": np.ceil, "floor": np.floor, "sqrt": np.sqrt, "exp": np.exp, "ln": np.log,
+    "log2": np.log2, "log10": np.log10, "sgn": np.sign, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "deg": np.degrees, "rad": np.radians,
+}
+
+
+def math_fn(name: str, v: Vec) -> Vec:
+    v.floats_only(f"{name}()")
+    with np.errstate(all="ignore"):
+        r = _MATH[name](v.vals)
+    return Vec([drop_name(l) for l in v.labels], r, v.mask.copy())
+
+
+def clamp(name: str, v: Vec, args: list) -> Vec:
+    v.floats_only(f"{name}()")
+    vals = v.vals
+    if name == "clamp":
+        lo, hi = args[0].vals, args[1].vals
+        r = np.fmax(np.fmin(vals, hi), lo)
+        mask = v.mask & ~(lo > hi)[None, :]
+    elif name == "clamp_min":
+        r, mask = np.fmax(vals, args[0].vals), v.mask.copy()
+        r = np.where(np.isnan(vals), np.nan, r)
+    else:
+        r, mask = np.fmin(vals, args[0].vals), v.mask.copy()
+        r = np.where(np.isnan(vals), np.nan, r)
+    if name == "clamp":
+        r = np.where(np.isnan(vals), np.nan, r)
+    return Vec([drop_name(l) for l in v.labels], r, mask)
+
+
+def round_fn(v: Vec, args: list) -> Vec:
+    v.floats_only("round()")
+    to = args[0].vals if args else np.ones(v.vals.shape[1])
+    inv = 1.0 / to
+    with np.errstate(all="ignore"):
+        r = np.floor(v.vals * inv + 0.5) / inv
+    return Vec([drop_name(l) for l in v.labels], r, v.mask.copy())
+
+
+_TEMPLATE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def _expand(template: str, m: re.Match) -> str:
+    def rep(x: re.Match) -> str:
+        name = x.group(1) or x.group(2)
+        try:
+            g = m.group(int(name)) if name.isdigit() else m.group(name)
+        except (IndexError, error_types):
+            return ""
+        return g or ""
+    return _TEMPLATE.sub(rep, template)
+
+
+error_types = (IndexError, re.error)
+
+
+def _dedupe(labels: list[dict], vals, mask, what: str) -> None:
+    seen: dict[tuple, int] = {}
+    for i, l in enumerate(labels):
+        k = lkey(l)
+        if k in seen and (mask[seen[k]] & mask[i]).any():
+            from collector.query.errors import Unprocessable
+            raise Unprocessable(f"vector cannot contain metrics with the same labelset ({what})")
+        seen.setdefault(k, i)
+
+
+def label_replace(v: Vec, dst: str, repl: str, src: str, regex: str) -> Vec:
+    try:
+        rx = re.compile(regex, re.DOTALL)
+    except re.error as e:
+        raise BadData(f"invalid regular expression in label_replace(): {regex!r}: {e}") from None
+    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", dst) and dst != "__name__":
+        raise BadData(f"invalid destination label name in label_replace(): {dst!r}")
+
+    def relabel(l: dict) -> dict:
+        m = rx.fullmatch(l.get(src, ""))
+        if m is None:
+            return dict(l)
+        out = dict(l)
+        val = _expand(repl, m)
+        if val:
+            out[dst] = val
+        else:
+            out.pop(dst, None)
+        return out
+
+    return _relabel(v, relabel, "label_replace")
+
+
+def label_join(v: Vec, dst: str, sep: str, srcs: list[str]) -> Vec:
+    def relabel(l: dict) -> dict:
+        out = dict(l)
+        val = sep.join(l.get(s, "") for s in srcs)
+        if val:
+            out[dst] = val
+        else:
+            out.pop(dst, None)
+        return out
+
+    return _relabel(v, relabel, "label_join")
+
+
+def _relabel(v: Vec, fn, what: str) -> Vec:
+    labels = [fn(l) for l in v.labels]
+    _dedupe(labels, v.vals, v.mask, what)
+    hists = [H.HSeries(fn(h.labels), h.raw, h.win, h.mat) for h in v.hists]
+    return Vec(labels, v.vals, v.mask, hists)
+
+
+def scalar_of(v: Vec) -> Scalar:
+    v.floats_only("scalar()")
+    S = v.vals.shape[1]
+    one = v.mask.sum(axis=0) == 1
+    val = np.where(v.mask, v.vals, 0.0).sum(axis=0) if len(v.labels) else np.zeros(S)
+    return Scalar(np.where(one, val, np.nan))
+
+
+def absent_labels(matcher_sets) -> dict[str, str]:
+    if len(matcher_sets) != 1:
+        return {}
+    out: dict[str, str] = {}
+    dup = set()
+    for name, op, value in matcher_sets[0]:
+        if name == "__name__":
+            continue
+        if op == "=":
+            if name in out:
+                dup.add(name)
+            out[name] = value
+    for d in dup:
+        out.pop(d, None)
+    return out
+
+
+# -- histograms ---------------------------------------------------------------------------------
+
+def _classic(v: Vec) -> list[H.HSeries]:
+    """Float series with an ``le`` label (classic bucket counters) as custom-bucket histograms."""
+    groups: dict[tuple, tuple[dict, list]] = {}
+    for i, l in enumerate(v.labels):
+        if "le" not in l:
+            continue
+        try:
+            le = float(l["le"].replace("+Inf", "inf"))
+        except ValueError:
+            continue
+        g = {k: x for k, x in l.items() if k not in ("le", "__name__")}
+        groups.setdefault(lkey(g), (g, []))[1].append((le, i))
+    out = []
+    for g, members in groups.values():
+        members.sort()
+        keys = np.array([m[0] for m in members])
+        rows = [m[1] for m in members]
+        cum = np.where(v.mask[rows], v.vals[rows], 0.0).T  # (S, K)
+        cum = np.maximum.accumulate(cum, axis=1)  # monotonic, as Prometheus enforces
+        counts = np.diff(cum, axis=1, prepend=0.0)
+        present = v.mask[rows].any(axis=0)
+        if not np.isinf(keys[-1]):
+            present = np.zeros_like(present)
+        S = cum.shape[0]
+        mat = H.HMat(H.CUSTOM, keys, counts, cum[:, -1], np.zeros(S), present, np.ones(S))
+        out.append(H.HSeries(g, mat=mat))
+    return out
+
+
+def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
+    S = v.vals.shape[1]
+    series = list(v.hists)
+    if name == "histogram_quantile" and len(v.labels):
+        series += _classic(v)
+    labels, vals, masks = [], [], []
+    for h in series:
+        m = h.get(max_cells)
+        if name == "histogram_quantile":
+            r = H.quantile(m, args[0].vals)
+        elif name == "histogram_count":
+            r = m.count * m.scale
+        elif name == "histogram_sum":
+            r = m.sum * m.scale
+        elif name == "histogram_avg":
+            with np.errstate(all="ignore"):
+                r = m.sum / m.count
+        elif name == "histogram_fraction":
+            r = H.fraction(m, args[0].vals, args[1].vals)
+        else:
+            raise BadData(f"function {name}() is not supported")
+        labels.append(drop_name(h.labels))
+        vals.append(r)
+        masks.append(m.present.copy())
+    return Vec.of(labels, vals, masks, S)
+
+
+def date_fn(name: str, v: Vec | None, T: np.ndarray) -> Vec:
+    import datetime as dt
+
+    if v is None:
+        labels, secs, mask = [{}], (T / 1e9)[None, :], np.ones((1, len(T)), bool)
+    else:
+        v.floats_only(f"{name}()")
+        labels, secs, mask = [drop_name(l) for l in v.labels], v.vals, v.mask
+    out = np.full(secs.shape, np.nan)
+    for idx in zip(*np.nonzero(mask & np.isfinite(secs))):
+        d = dt.datetime.fromtimestamp(float(secs[idx]), dt.timezone.utc)
+        out[idx] = {
+            "minute": d.minute, "hour": d.hour, "month": d.month, "year": d.year, "day_of_month": d.day,
+            "day_of_week": d.isoweekday() % 7, "day_of_year": d.timetuple().tm_yday,
+            "days_in_month": (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1).__sub__(
+                dt.timedelta(days=1)).day,
+        }[name]
+    return Vec(labels, out, mask.copy())
+
+
+__all__ = ["math_fn", "clamp", "round_fn", "label_replace", "label_join", "scalar_of", "absent_labels",
+           "histogram_fn", "date_fn", "String", "math"]

@@ -1,0 +1,235 @@
+"""Histogram values in the engine: raw delta rows of one (or several merged)
+series, turned into per-step window totals only when needed.
+
+Rows are deltas per slot; a slot belongs to the window (t-w, t] when its END is
+in it. A window total is exact: cumulative sums over the slot ends, taken at the
+window edges (no extrapolation). Keys are HDR counts indices (schema "hdr") or
+the sender's bucket upper bounds, +Inf included (schema "custom").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collector.aggregate import hdr
+from collector.query.errors import BadData
+
+HDR = "hdr"
+CUSTOM = "custom"
+
+
+@dataclass
+class HistRaw:
+    schema: str
+    row_end: np.ndarray    # int64 ns, slot end per row
+    row_count: np.ndarray  # float64
+    row_sum: np.ndarray    # float64
+    row_live: np.ndarray   # float64: 1 for a stored slot, 0 for padding rows (custom bounds)
+    row_len: np.ndarray    # int64: entries per row; entries are in row order
+    ent_key: np.ndarray    # float64
+    ent_cnt: np.ndarray    # float64
+
+    @staticmethod
+    def concat(raws: list["HistRaw"]) -> "HistRaw":
+        schemas = {r.schema for r in raws}
+        if len(schemas) > 1:
+            raise BadData("cannot combine HDR histograms with custom-bucket histograms")
+        c = np.concatenate
+        return HistRaw(raws[0].schema, c([r.row_end for r in raws]), c([r.row_count for r in raws]),
+                       c([r.row_sum for r in raws]), c([r.row_live for r in raws]), c([r.row_len for r in raws]),
+                       c([r.ent_key for r in raws]), c([r.ent_cnt for r in raws]))
+
+
+@dataclass(frozen=True, eq=False)
+class Window:
+    """How raw rows become one value per step. ``w_ns`` None: cumulative since the
+    first stored slot, present while a slot ended within the lookback."""
+
+    T: np.ndarray
+    w_ns: int | None
+    lookback_ns: int
+    scale: float = 1.0
+
+
+@dataclass
+class HMat:
+    """One histogram per step: ``counts[s, k]`` for bucket ``keys[k]``."""
+
+    schema: str
+    keys: np.ndarray
+    counts: np.ndarray   # (S, K), unscaled
+    count: np.ndarray    # (S,), unscaled
+    sum: np.ndarray      # (S,), unscaled
+    present: np.ndarray  # (S,) bool
+    scale: np.ndarray    # (S,) multiply counts, count and sum by this to get the value
+
+
+def _window_totals(ends: np.ndarray, weights: np.ndarray, B: np.ndarray, hi: np.ndarray,
+                   lo: np.ndarray | None) -> np.ndarray:
+    """Sum of weights with end in (B[lo], B[hi]] (or ≤ B[hi] when lo is None), per step."""
+    bins = np.searchsorted(B, ends, side="left")
+    tot = np.bincount(bins, weights=weights, minlength=len(B) + 1)
+    cum = np.cumsum(tot)
+    out = cum[hi]
+    return out - cum[lo] if lo is not None else out
+
+
+def _unique_keys(raw: HistRaw) -> tuple[np.ndarray, np.ndarray]:
+    if raw.schema == HDR and len(raw.ent_key):
+        # HDR indices are small non-negative integers: a bincount beats sorting.
+        ik = raw.ent_key.astype(np.int64)
+        used = np.bincount(ik) > 0
+        keys = np.nonzero(used)[0]
+        pos = np.cumsum(used) - 1
+        return keys.astype(np.float64), pos[ik]
+    return np.unique(raw.ent_key, return_inverse=True)
+
+
+def materialize(raw: HistRaw, win: Window, max_cells: int) -> HMat:
+    T = win.T
+    if win.w_ns is None:
+        B = np.unique(np.concatenate([T - win.lookback_ns, T]))
+        lo = None
+        plo = np.searchsorted(B, T - win.lookback_ns)
+    else:
+        B = np.unique(np.concatenate([T - win.w_ns, T]))
+        lo = plo = np.searchsorted(B, T - win.w_ns)
+    hi = np.searchsorted(B, T)
+    keys, kpos = _unique_keys(raw)
+    K = len(keys)
+    cells = (len(B) + 1) * max(K, 1)
+    if cells > max_cells:
+        from collector.query.errors import Unprocessable
+        raise Unprocessable(f"query processing would load too many samples into memory ({cells} histogram cells)")
+    bins = np.repeat(np.searchsorted(B, raw.row_end, side="left"), raw.row_len)
+    dense = np.bincount(bins * K + kpos, weights=raw.ent_cnt, minlength=(len(B) + 1) * K).reshape(len(B) + 1, K)
+    cum = np.cumsum(dense, axis=0)
+    counts = cum[hi] - cum[lo] if lo is not None else cum[hi]
+    count = _window_totals(raw.row_end, raw.row_count, B, hi, lo)
+    total = _window_totals(raw.row_end, raw.row_sum, B, hi, lo)
+    present = _window_totals(raw.row_end, raw.row_live, B, hi, plo) > 0
+    counts[~present] = 0
+    count[~present] = 0
+    total[~present] = 0
+    return HMat(raw.schema, keys, counts, count, total, present, np.full(len(T), win.scale))
+
+
+@dataclass
+class HSeries:
+    labels: dict[str, str]
+    raw: HistRaw | None = None
+    win: Window | None = None
+    mat: HMat | None = field(default=None, repr=False)
+
+    def get(self, max_cells: int) -> HMat:
+        if self.mat is None:
+            return materialize(self.raw, self.win, max_cells)
+        return self.mat
+
+
+def merge_series(series: list[HSeries], labels: dict[str, str], max_cells: int) -> HSeries:
+    """The exact sum of histograms (HDR counts add bucket by bucket)."""
+    lazy = [s for s in series if s.mat is None and s.win is not None and s.win.w_ns is not None]
+    if len(lazy) == len(series) and len({id(s.win) for s in series}) == 1:
+        return HSeries(labels, HistRaw.concat([s.raw for s in series]), series[0].win)
+    mats = [s.get(max_cells) for s in series]
+    return HSeries(labels, mat=add_mats(mats))
+
+
+def add_mats(mats: list[HMat]) -> HMat:
+    if len({m.schema for m in mats}) > 1:
+        raise BadData("cannot combine HDR histograms with custom-bucket histograms")
+    keys = mats[0].keys
+    for m in mats[1:]:
+        keys = np.union1d(keys, m.keys)
+    S = len(mats[0].count)
+    same_scale = all(np.array_equal(m.scale, mats[0].scale) for m in mats)
+    counts = np.zeros((S, len(keys)))
+    count = np.zeros(S)
+    total = np.zeros(S)
+    present = np.zeros(S, bool)
+    for m in mats:
+        f = 1.0 if same_scale else m.scale
+        pos = np.searchsorted(keys, m.keys)
+        counts[:, pos] += m.counts * (f if same_scale else f[:, None])
+        count += m.count * f
+        total += m.sum * f
+        present |= m.present
+    scale = mats[0].scale if same_scale else np.ones(S)
+    return HMat(mats[0].schema, keys, counts, count, total, present, scale.copy())
+
+
+# -- functions of a histogram, per step ---------------------------------------------------------
+
+def quantile(m: HMat, q: np.ndarray) -> np.ndarray:
+    """histogram_quantile: HDR nearest rank at the bucket middle; custom buckets
+    by Prometheus's classic linear interpolation."""
+    S = len(m.count)
+    out = np.full(S, np.nan)
+    if len(m.keys) == 0:
+        return out
+    cum = np.cumsum(m.counts, axis=1)
+    total = cum[:, -1]
+    ok = m.present & (total > 0) & (m.scale > 0)
+    if m.schema == HDR:
+        rank = np.maximum(1.0, np.ceil(np.round(q * total, 9)))
+        pos = np.argmax(cum >= rank[:, None] - 1e-9, axis=1)
+        val = hdr.mid_seconds(m.keys[pos].astype(np.int64))
+    else:
+        rank = q * total
+        pos = np.argmax(cum >= rank[:, None] - 1e-9 * np.maximum(total, 1)[:, None], axis=1)
+        keys = m.keys
+        upper = keys[pos]
+        prev_key = np.where(pos > 0, keys[np.maximum(pos - 1, 0)], 0.0)
+        prev_cum = np.where(pos > 0, cum[np.arange(S), np.maximum(pos - 1, 0)], 0.0)
+        in_bucket = cum[np.arange(S), pos] - prev_cum
+        frac = np.divide(rank - prev_cum, in_bucket, out=np.ones(S), where=in_bucket > 0)
+        val = prev_key + (upper - prev_key) * frac
+        val = np.where((pos == 0) & (upper <= 0), upper, val)
+        finite_last = keys[-2] if len(keys) > 1 else np.nan
+        val = np.where(np.isinf(upper), np.where(pos > 0, finite_last if np.isinf(keys[-1]) else np.nan, np.nan),
+                       val)
+    out = np.where(ok, val, np.nan)
+    out = np.where(ok & (q < 0), -math.inf, out)
+    out = np.where(ok & (q > 1), math.inf, out)
+    return np.where(ok & np.isnan(q), np.nan, out)
+
+
+def bucket_edges(m: HMat) -> tuple[np.ndarray, np.ndarray]:
+    if m.schema == HDR:
+        k = m.keys.astype(np.int64)
+        return hdr.lower_seconds(k), hdr.upper_seconds(k)
+    lower = np.concatenate([[0.0 if len(m.keys) and m.keys[0] > 0 else -math.inf], m.keys[:-1]])
+    return lower, m.keys
+
+
+def fraction(m: HMat, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """histogram_fraction: share of observations in [lower, upper], values spread
+    evenly inside a bucket (as hdr.fraction_below)."""
+    lo, hi = bucket_edges(m)
+    lower = np.asarray(lower, float)[:, None]
+    upper = np.asarray(upper, float)[:, None]
+    width = hi - lo
+    a = np.clip(np.maximum(lo, lower), lo, hi)
+    b = np.clip(np.minimum(hi, upper), lo, hi)
+    with np.errstate(invalid="ignore"):
+        part = np.where(np.isfinite(width) & (width > 0), np.clip(b - a, 0, None) / np.where(width > 0, width, 1),
+                        np.where(upper >= hi, 1.0, 0.0) * (lower <= lo))
+    part = np.nan_to_num(part, nan=0.0)
+    total = m.counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (m.counts * part).sum(axis=1) / total
+    return np.where(m.present & (total > 0), out, np.nan)
+
+
+def to_json(m: HMat, s: int, fmt) -> dict:
+    """One step's histogram in the Prometheus API's native-histogram shape."""
+    sc = m.scale[s]
+    row = m.counts[s]
+    nz = np.nonzero(row)[0]
+    lo, hi = bucket_edges(m)
+    rule = 1 if m.schema == HDR else 0  # HDR buckets are [lo, hi); custom (lo, hi]
+    buckets = [[rule, fmt(float(lo[k])), fmt(float(hi[k])), fmt(float(row[k] * sc))] for k in nz]
+    return {"count": fmt(float(m.count[s] * sc)), "sum": fmt(float(m.sum[s] * sc)), "buckets": buckets}
