@@ -114,46 +114,53 @@ def run(seconds: float, concurrency: int, n_spans: int = 1000) -> list[dict]:
     body = build_request(n_spans).SerializeToString()
     gz = gzip.compress(body, 6)
     results = [{"case": "decode only (this process)", "spans_per_s": decode_only(body)}]
-    with tempfile.TemporaryDirectory() as d:
-        srv = ServerProcess(Path(d), {"aggregation": {"lateness": "10m"}},
-                            env={"TOCSIN_LOG__LEVEL": "warning"}).start()
-        try:
-            if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
-                os.sched_setaffinity(srv.proc.pid, {0})
-                os.sched_setaffinity(0, {1})
-            cases = []
-            client = httpx.Client(base_url=srv.http_url, timeout=30, limits=httpx.Limits(max_connections=64))
-            hdrs = {"Content-Type": "application/x-protobuf"}
-
-            def http_plain():
-                return client.post("/v1/traces", content=body, headers=hdrs).status_code == 200
-
-            def http_gzip():
-                return client.post("/v1/traces", content=gz, headers={**hdrs, "Content-Encoding": "gzip"}
-                                   ).status_code == 200
-
-            channel = grpc.insecure_channel(srv.grpc)
-            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-                                         request_serializer=None, response_deserializer=None)
-
-            def grpc_plain():
-                export(body, timeout=30)
-                return True
-
-            cases = [("OTLP/HTTP protobuf", http_plain), ("OTLP/HTTP protobuf + gzip", http_gzip),
-                     ("OTLP/gRPC", grpc_plain)]
-            for name, send in cases:
-                send()  # warm up
-                elapsed, lat, errors = _load(send, seconds, concurrency)
-                lat.sort()
-                results.append({"case": name, "spans_per_s": len(lat) * n_spans / elapsed,
-                                "p50_ms": 1000 * statistics.median(lat),
-                                "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))], "errors": errors,
-                                "rss_mb": _rss_kb(srv.proc.pid) / 1024})
-        finally:
-            srv.stop()
+    for wal in ("on", "off"):
+        with tempfile.TemporaryDirectory() as d:
+            results.extend(_server_cases(Path(d), wal, body, gz, seconds, concurrency, n_spans))
     return results
 
+
+def _server_cases(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, concurrency: int,
+                  n_spans: int) -> list[dict]:
+    """The three transports against one server with the WAL on or off."""
+    srv = ServerProcess(d, {"aggregation": {"lateness": "10m"}, "storage": {"wal": wal}, "rules": {"files": []}},
+                        env={"TOCSIN_LOG__LEVEL": "warning"}).start()
+    results = []
+    try:
+        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+            os.sched_setaffinity(srv.proc.pid, {0})  # server on core 0, load generator on core 1
+            os.sched_setaffinity(0, {1})
+        client = httpx.Client(base_url=srv.http_url, timeout=30, limits=httpx.Limits(max_connections=64))
+        hdrs = {"Content-Type": "application/x-protobuf"}
+        channel = grpc.insecure_channel(srv.grpc)
+        export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                                     request_serializer=None, response_deserializer=None)
+
+        def http_plain():
+            return client.post("/v1/traces", content=body, headers=hdrs).status_code == 200
+
+        def http_gzip():
+            return client.post("/v1/traces", content=gz, headers={**hdrs, "Content-Encoding": "gzip"}
+                               ).status_code == 200
+
+        def grpc_plain():
+            export(body, timeout=30)
+            return True
+
+        for name, send in (("OTLP/HTTP protobuf", http_plain), ("OTLP/HTTP protobuf + gzip", http_gzip),
+                           ("OTLP/gRPC", grpc_plain)):
+            send()  # warm up
+            elapsed, lat, errors = _load(send, seconds, concurrency)
+            lat.sort()
+            results.append({"case": f"{name}, WAL {wal}", "spans_per_s": len(lat) * n_spans / elapsed,
+                            "p50_ms": 1000 * statistics.median(lat),
+                            "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))], "errors": errors,
+                            "rss_mb": _rss_kb(srv.proc.pid) / 1024})
+    finally:
+        srv.stop()
+        if hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    return results
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
@@ -162,9 +169,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     res = run(args.seconds, args.concurrency)
     base = res[0]["spans_per_s"]
-    print(f"{'case':32} {'spans/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} errors")
+    print(f"{'case':40} {'spans/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} errors")
     for r in res:
-        print(f"{r['case']:32} {r['spans_per_s']:>10,.0f} {r['spans_per_s'] / base:>6.2f} "
+        print(f"{r['case']:40} {r['spans_per_s']:>10,.0f} {r['spans_per_s'] / base:>6.2f} "
               f"{r.get('p50_ms', 0):>8.1f} {r.get('p99_ms', 0):>8.1f} {r.get('rss_mb', 0):>7.0f} "
               f"{r.get('errors', '')}")
     return 0

@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from .config import NotifyConfig, format_errors
-from .durations import parse_duration
+from collector.durations import parse_duration
 from .integrations import build_integrations
 from .matchers import parse_matchers
 from .secrets import SecretError

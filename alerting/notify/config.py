@@ -11,7 +11,7 @@ from pydantic import (AliasChoices, BaseModel, BeforeValidator, ConfigDict, Fiel
 
 from .alertmanager.config import AlertmanagerConfig
 from .console.config import ConsoleConfig
-from .durations import format_duration, parse_duration
+from collector.durations import format_duration, parse_duration
 from .matchers import Matcher, parse_matcher
 from .pagerduty.config import PagerDutyConfig
 from .slack.config import SlackConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from alerting.rules.durations import format_duration
+from collector.durations import format_duration
 from alerting.rules.spec import GroupSpec, LatencySpec, RuleSpec, SloSpec
 
 

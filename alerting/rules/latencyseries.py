@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from alerting.rules.durations import DurationError, parse_duration
+from collector.durations import DurationError, parse_duration
 from collector.aggregate import hdr
 from collector.model import KIND_HDR, NS, HistRows, Series, SeriesCatalog, make_labels, series_id
 
@@ -40,7 +40,7 @@ def parse_step(text: str) -> list[tuple[float, int]]:
         if not m:
             raise LatencySeriesError(f"bad observation {part.strip()!r}: write e.g. 120ms x100")
         try:
-            d = parse_duration(m.group(1))
+            d = parse_duration(m.group(1), numbers_are_seconds=False)
         except DurationError as e:
             raise LatencySeriesError(str(e)) from None
         out.append((d, int(m.group(2) or 1)))

@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from alerting.rules import template
-from alerting.rules.durations import DurationError, parse_duration
+from collector.durations import DurationError, parse_duration
 from alerting.rules.spec import (DEFAULT_INTERVAL, DEFAULT_LATENCY_METRIC, NO_DATA_MODES, GroupSpec,
                                  LatencySpec, Pos, RuleSpec, SloSpec)
 
@@ -93,7 +93,7 @@ def _duration(ctx, node, key, *, positive=False, default=0.0) -> float:
     if key not in node:
         return default
     try:
-        v = parse_duration(node[key])
+        v = parse_duration(node[key], numbers_are_seconds=False)
     except DurationError as e:
         ctx.err(ctx.pos(node, key), f"{key}: {e}")
         return default

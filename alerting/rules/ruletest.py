@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from alerting.evaluate.manager import RuleManager
-from alerting.rules.durations import DurationError, format_duration, parse_duration
+from collector.durations import DurationError, format_duration, parse_duration
 from alerting.rules.latencyseries import LatencySeriesError, build_rows, parse_steps
 from collector.model import KIND_GAUGE, NS, SampleRows, Series, make_labels, series_id
 
@@ -82,7 +82,7 @@ class Failure:
 
 def _dur(v, what: str) -> float:
     try:
-        return parse_duration(v if v is not None else "0s")
+        return parse_duration(v if v is not None else "0s", numbers_are_seconds=False)
     except DurationError as e:
         raise RuleTestError(f"{what}: {e}") from None
 

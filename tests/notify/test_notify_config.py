@@ -2,7 +2,7 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.notify.config import NotifyConfig, format_errors
-from alerting.notify.durations import parse_duration
+from collector.durations import parse_duration
 from alerting.notify.integrations import build_integrations
 from alerting.notify.matchers import parse_matcher, parse_matchers
 from alerting.notify.routing import build_tree
