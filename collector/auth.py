@@ -8,7 +8,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
-from alerting.notify.secrets import read_secret
+from collector.secrets import read_secret
 
 INGEST, READ, ADMIN = "ingest", "read", "admin"
 OPEN_PATHS = ("/-/healthy", "/-/ready")

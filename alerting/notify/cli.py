@@ -18,7 +18,7 @@ from .config import NotifyConfig, format_errors
 from collector.durations import parse_duration
 from .integrations import build_integrations
 from .matchers import parse_matchers
-from .secrets import SecretError
+from collector.secrets import SecretError
 from .testmessage import send_test_message
 from .types import rfc3339
 

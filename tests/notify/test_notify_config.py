@@ -6,7 +6,7 @@ from collector.durations import parse_duration
 from alerting.notify.integrations import build_integrations
 from alerting.notify.matchers import parse_matcher, parse_matchers
 from alerting.notify.routing import build_tree
-from alerting.notify.secrets import SecretError
+from collector.secrets import SecretError
 
 
 def errors(data):

@@ -14,7 +14,7 @@ import httpx
 from alerting.model import Alert
 
 from ..httpsend import post_json
-from ..secrets import read_secret
+from collector.secrets import read_secret
 from ..types import Notification, rfc3339
 from .config import AlertmanagerConfig
 

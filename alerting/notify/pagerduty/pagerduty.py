@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from ..httpsend import post_json
-from ..secrets import read_secret
+from collector.secrets import read_secret
 from ..types import Notification, title
 from .config import PagerDutyConfig
 

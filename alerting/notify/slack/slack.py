@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from ..retry import parse_retry_after
-from ..secrets import read_secret
+from collector.secrets import read_secret
 from ..types import Notification, NotifyError
 from .blocks import render
 from .config import SlackConfig

@@ -9,7 +9,7 @@ import httpx
 from alerting.model import Alert
 
 from ..httpsend import post_json
-from ..secrets import read_secret
+from collector.secrets import read_secret
 from ..types import Notification, rfc3339
 from .config import WebhookConfig
 
