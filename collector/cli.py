@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     from alerting.notify.cli import register as register_notify
     from alerting.rules.cli import register as register_rules
     from collector.query.cli import register as register_query
+    from collector.demo import register as register_demo
 
     p = argparse.ArgumentParser(prog="tocsin", description="OTLP latency histograms, PromQL and paging.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_rules(sub)
     register_query(sub)
     register_notify(sub)
+    register_demo(sub)
     return p
 
 

@@ -13,27 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from ruamel.yaml import YAML
 
 from alerting.notify.config import NotifyConfig
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def parse_duration(v: Any) -> float:
-    """'500ms', '10s', '5m', '2d' (or a number of seconds) → seconds."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    if isinstance(v, str):
-        total, rest = 0.0, v.strip()
-        while rest:
-            m = re.match(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)", rest)
-            if not m:
-                break
-            total += float(m.group(1)) * _UNITS[m.group(2)]
-            rest = rest[m.end():]
-        if not rest and v.strip():
-            return total
-    raise ValueError(f"expected a duration like 500ms, 10s, 5m, 1h30m or 2d, got {v!r}")
-
+from collector.durations import parse_duration
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -153,6 +133,38 @@ class AuthConfig(Strict):
     allow_unauthenticated: bool = Field(False, description="Allow binding beyond loopback without tokens.")
 
 
+class RateLimitConfig(Strict):
+    spans_per_second: float = Field(0, ge=0, description="Spans per second per tenant (token bucket); 0 = unlimited.")
+    data_points_per_second: float = Field(0, ge=0,
+                                          description="Metric data points per second per tenant; 0 = unlimited.")
+    burst_seconds: float = Field(1, gt=0, description="Bucket size, in seconds of the rate: how far a burst may go "
+                                 "above it. A refused request gets 429 + Retry-After / RESOURCE_EXHAUSTED + RetryInfo.")
+
+
+class MemoryLimitConfig(Strict):
+    soft_limit_mib: int = Field(0, ge=0, description="RSS above this: OTLP requests get 503 + Retry-After / "
+                                "UNAVAILABLE + RetryInfo; 0 = off.")
+    hard_limit_mib: int = Field(0, ge=0, description="RSS above this: every request but /-/healthy and /-/ready "
+                                "gets 503; 0 = off.")
+
+    @field_validator("hard_limit_mib")
+    @classmethod
+    def _hard_above_soft(cls, v, info):
+        soft = info.data.get("soft_limit_mib") or 0
+        if v and soft and v < soft:
+            raise ValueError(f"hard_limit_mib ({v}) must be at least soft_limit_mib ({soft})")
+        return v
+
+
+class LimitsConfig(Strict):
+    rate: RateLimitConfig = RateLimitConfig()
+    memory: MemoryLimitConfig = MemoryLimitConfig()
+    max_concurrent_requests: int = Field(64, gt=0, description="OTLP requests in progress (HTTP and gRPC together); "
+                                         "past it 503 + Retry-After / UNAVAILABLE + RetryInfo.")
+    retry_after: Duration = Field(1, gt=0, description="Delay suggested to senders refused for overload "
+                                  "(memory, concurrency).")
+
+
 class LogConfig(Strict):
     level: str = Field("info", pattern="^(debug|info|warning|error)$", description="debug, info, warning, error.")
     format: str = Field("text", pattern="^(text|json)$", description="text, or json (one object per line).")
@@ -168,6 +180,7 @@ class Config(Strict):
     rules: RulesConfig = RulesConfig()
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     auth: AuthConfig = AuthConfig()
+    limits: LimitsConfig = LimitsConfig()
     log: LogConfig = LogConfig()
 
 

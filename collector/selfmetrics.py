@@ -19,6 +19,9 @@ class SelfMetrics:
                                       ["signal", "reason"], registry=r)
         self.requests = Counter("tocsin_receiver_requests", "OTLP requests answered, by transport and code.",
                                 ["transport", "signal", "code"], registry=r)
+        self.requests_refused = Counter("tocsin_receiver_refused_requests",
+                                        "Requests refused whole by backpressure, by reason.", ["signal", "reason"],
+                                        registry=r)
         self.request_duration = Histogram("tocsin_receiver_request_duration_seconds",
                                           "Time to handle one OTLP request.", ["transport"],
                                           buckets=_LATENCY_BUCKETS, registry=r)

@@ -48,15 +48,24 @@ def _fmt(sock: socket.socket) -> str:
 
 
 def receiver_settings(cfg: Config):
+    from collector.receiver.limits import LimitSettings
     from collector.receiver.settings import ReceiverSettings
 
-    otlp = cfg.receivers.otlp
+    otlp, lim = cfg.receivers.otlp, cfg.limits
     return ReceiverSettings(max_request_bytes=otlp.http.max_request_bytes,
                             max_decompressed_bytes=otlp.http.max_decompressed_bytes,
                             max_items_per_request=otlp.max_items_per_request,
                             max_attribute_length=otlp.max_attribute_length,
                             grpc_max_message_bytes=otlp.grpc.max_message_bytes,
-                            span_dimensions=tuple(cfg.spanmetrics.dimensions))
+                            span_dimensions=tuple(cfg.spanmetrics.dimensions),
+                            tenant_label=bool(cfg.auth.ingest_tokens),
+                            limits=LimitSettings(spans_per_second=lim.rate.spans_per_second,
+                                                 data_points_per_second=lim.rate.data_points_per_second,
+                                                 burst_seconds=lim.rate.burst_seconds,
+                                                 max_concurrent_requests=lim.max_concurrent_requests,
+                                                 soft_limit_mib=lim.memory.soft_limit_mib,
+                                                 hard_limit_mib=lim.memory.hard_limit_mib,
+                                                 retry_after_seconds=lim.retry_after))
 
 
 class _Server(uvicorn.Server):
@@ -187,6 +196,7 @@ class Service:
         from collector.api.server import make_api_app
         from collector.auth import INGEST, BearerAuth, Tokens, api_kind, exposure_errors
         from collector.receiver.ingest import Ingest
+        from collector.receiver.limits import MemoryGuard
         from collector.receiver.otlp_grpc import make_grpc_server
         from collector.receiver.otlp_http import make_otlp_http_app
 
@@ -209,7 +219,7 @@ class Service:
 
         otlp_app = BearerAuth(make_otlp_http_app(self.aggregator, rsettings, self.metrics, ingest=self.ingest),
                               tokens, lambda method, path: INGEST)
-        api_app = BearerAuth(make_api_app(self), tokens, api_kind)
+        api_app = MemoryGuard(BearerAuth(make_api_app(self), tokens, api_kind), self.ingest.limiter)
         servers = [
             _Server(uvicorn.Config(otlp_app, lifespan="off", log_level="warning", access_log=False,
                                    timeout_graceful_shutdown=10)),

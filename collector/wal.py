@@ -3,6 +3,9 @@
 Records are the decoded request bodies (canonical protobuf), so replay runs the
 same extraction code as live traffic. Layout: ``<dir>/<segment:016d>.wal``, each
 record ``[u32 length][u32 crc32][u8 signal][u64 received_ns][payload]``.
+When the request came with a tenant label, the signal byte has ``TENANT_FLAG``
+set and the payload starts with ``[u16 length][tenant, UTF-8]`` (covered by the
+checksum); records without the flag (the first format) replay unchanged.
 
 Group commit: handlers append to an in-memory buffer and await a future; one
 writer thread writes the buffer and fsyncs once per batch, then resolves every
@@ -28,6 +31,8 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<IIBQ")
 _IOV_MAX = 512
 SIGNAL_TRACES, SIGNAL_METRICS = 1, 2
+_TENANT = struct.Struct("<H")
+TENANT_FLAG = 0x80   # in the signal byte: the payload starts with the tenant
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,17 @@ class Record:
     signal: int
     received_ns: int
     payload: bytes
+    tenant: str | None = None   # the tenant label the request was received with
+
+
+def _tenant_prefix(tenant: str | None) -> bytes:
+    """``[u16 length][tenant]`` written before the payload; empty without a tenant."""
+    if tenant is None:
+        return b""
+    t = tenant.encode()
+    if len(t) > 0xFFFF:
+        raise ValueError("tenant name is longer than 65535 bytes")
+    return _TENANT.pack(len(t)) + t
 
 
 class WriteAheadLog:
@@ -48,7 +64,7 @@ class WriteAheadLog:
         self._file = open(self._path(self.segment), "ab", buffering=0)
         self._cond = threading.Condition()   # guards the buffer
         self._io = threading.Lock()           # guards the file
-        self._buf: list[tuple[int, int, bytes]] = []
+        self._buf: list[tuple[int, int, bytes, bytes]] = []
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._closed = False
         self.torn_records = 0
@@ -64,23 +80,24 @@ class WriteAheadLog:
         return sorted(int(p.stem) for p in self.dir.glob("*.wal") if p.stem.isdigit())
 
     # -- writing --------------------------------------------------------------
-    def append(self, signal: int, payload: bytes, received_ns: int) -> asyncio.Future:
+    def append(self, signal: int, payload: bytes, received_ns: int, tenant: str | None = None) -> asyncio.Future:
         """Queue one record; the returned future resolves once it is on disk.
         Call from the event loop thread."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+        prefix = _tenant_prefix(tenant)
         with self._cond:
             if self._closed:
                 raise RuntimeError("write-ahead log is closed")
-            self._buf.append((signal, received_ns, payload))  # framed and checksummed by the writer thread
+            self._buf.append((signal, received_ns, payload, prefix))  # framed and checksummed by the writer thread
             self._waiters.append((loop, fut))
             self._cond.notify()
         return fut
 
-    def append_sync(self, signal: int, payload: bytes, received_ns: int) -> None:
+    def append_sync(self, signal: int, payload: bytes, received_ns: int, tenant: str | None = None) -> None:
         """Append and fsync from a non-async caller (tests, tools)."""
         with self._io:
-            err = self._write([(signal, received_ns, payload)])
+            err = self._write([(signal, received_ns, payload, _tenant_prefix(tenant))])
         if err:
             raise err
 
@@ -93,25 +110,34 @@ class WriteAheadLog:
                     return
             if self.max_wait_s:  # let a few more requests join this group commit
                 threading.Event().wait(self.max_wait_s)
-            # The file lock is held from taking the buffer to fsync, so rotate()
-            # can never move a record taken here into the next segment.
             with self._io:
-                with self._cond:
-                    buf, self._buf = self._buf, []
-                    waiters, self._waiters = self._waiters, []
-                err = self._write(buf)
-            for loop, fut in waiters:
-                loop.call_soon_threadsafe(_resolve, fut, err)
+                self._commit_buffer()
 
-    def _write(self, buf: list[tuple[int, int, bytes]]) -> OSError | None:
+    def _commit_buffer(self) -> None:
+        """Write and fsync what is buffered, then resolve its waiters. Called with
+        the file lock held from taking the buffer to fsync, so rotate() can never
+        move a record taken here into the next segment."""
+        with self._cond:
+            buf, self._buf = self._buf, []
+            waiters, self._waiters = self._waiters, []
+        err = self._write(buf)
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_resolve, fut, err)
+
+    def _write(self, buf: list[tuple[int, int, bytes, bytes]]) -> OSError | None:
         """Frame, checksum and write records, then fsync once. Runs off the event
         loop; crc32 and writev release the GIL for large buffers."""
         if not buf:
             return None
         try:
             parts: list[bytes] = []
-            for signal, received_ns, payload in buf:
-                parts.append(_HEADER.pack(len(payload), zlib.crc32(payload) & 0xFFFFFFFF, signal, received_ns))
+            for signal, received_ns, payload, prefix in buf:
+                if prefix:   # tenant record: the flag in the signal byte, the prefix under the checksum
+                    crc = zlib.crc32(payload, zlib.crc32(prefix)) & 0xFFFFFFFF
+                    parts.append(_HEADER.pack(len(prefix) + len(payload), crc, signal | TENANT_FLAG, received_ns))
+                    parts.append(prefix)
+                else:
+                    parts.append(_HEADER.pack(len(payload), zlib.crc32(payload) & 0xFFFFFFFF, signal, received_ns))
                 parts.append(payload)
             fd = self._file.fileno()
             for i in range(0, len(parts), _IOV_MAX):
@@ -133,12 +159,7 @@ class WriteAheadLog:
         """Start a new segment; returns the number of the one just closed. Every
         record appended before this call is in that segment or an earlier one."""
         with self._io:
-            with self._cond:
-                buf, self._buf = self._buf, []
-                waiters, self._waiters = self._waiters, []
-            err = self._write(buf)
-            for loop, fut in waiters:
-                loop.call_soon_threadsafe(_resolve, fut, err)
+            self._commit_buffer()  # records appended before this call go to the closing segment
             closed = self.segment
             self._file.close()
             self.segment += 1
@@ -173,7 +194,12 @@ class WriteAheadLog:
                     self.torn_records += 1
                     log.warning("write-ahead log segment %d: torn or corrupt record at byte %d skipped", seg, pos)
                     break
-                yield Record(seg, signal, recv, data[start:end])
+                rec = _parse(seg, signal, recv, data[start:end])
+                if rec is None:
+                    self.torn_records += 1
+                    log.warning("write-ahead log segment %d: malformed tenant in record at byte %d skipped", seg, pos)
+                else:
+                    yield rec
                 pos = end
 
     def close(self) -> None:
@@ -183,6 +209,22 @@ class WriteAheadLog:
         self._thread.join(timeout=10)
         with self._io:
             self._file.close()
+
+
+def _parse(seg: int, signal: int, recv: int, body: bytes) -> Record | None:
+    if not signal & TENANT_FLAG:
+        return Record(seg, signal, recv, body)
+    if len(body) < _TENANT.size:
+        return None
+    (n,) = _TENANT.unpack_from(body)
+    end = _TENANT.size + n
+    if end > len(body):
+        return None
+    try:
+        tenant = body[_TENANT.size:end].decode()
+    except UnicodeDecodeError:
+        return None
+    return Record(seg, signal & ~TENANT_FLAG, recv, body[end:], tenant)
 
 
 def _resolve(fut: asyncio.Future, err: Exception | None) -> None:

@@ -8,7 +8,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.aggregate.aggregator import Aggregator
+from collector.aggregate.aggregator import Aggregator, RecordResult
+from collector.model import Labels, make_labels
+from collector.receiver.limits import DEFAULT_TENANT, Limiter, count_items
 from collector.receiver.logs import extract_logs
 from collector.receiver.metrics import MetricExtractor
 from collector.receiver.outcome import Outcome
@@ -25,49 +27,102 @@ WAL_SIGNALS = {"traces": SIGNAL_TRACES, "metrics": SIGNAL_METRICS}
 SIGNAL_NAMES = {v: k for k, v in WAL_SIGNALS.items()}
 
 
+class TenantAggregator:
+    """The aggregator as one tenant writes to it: every label set gets
+    ``tenant="<name>"`` (the token's tenant wins over an attribute of that
+    name, so a sender cannot write as another tenant). Everything else is
+    the shared aggregator's."""
+
+    def __init__(self, aggregator: Aggregator, tenant: str):
+        self._agg = aggregator
+        self._tenant = tenant
+
+    def __getattr__(self, name):
+        return getattr(self._agg, name)
+
+    def _l(self, labels: Labels) -> Labels:
+        d = dict(labels)
+        d["tenant"] = self._tenant
+        return make_labels(d)
+
+    def record_durations(self, metric, label_sets, *args, **kw) -> RecordResult:
+        return self._agg.record_durations(metric, [self._l(ls) for ls in label_sets], *args, **kw)
+
+    def record_samples(self, metric, kind, label_sets, *args, **kw) -> RecordResult:
+        return self._agg.record_samples(metric, kind, [self._l(ls) for ls in label_sets], *args, **kw)
+
+    def record_hdr(self, metric, labels, *args, **kw) -> RecordResult:
+        return self._agg.record_hdr(metric, self._l(labels), *args, **kw)
+
+    def record_custom(self, metric, labels, *args, **kw) -> RecordResult:
+        return self._agg.record_custom(metric, self._l(labels), *args, **kw)
+
+
 class Ingest:
     def __init__(self, aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics,
-                 wal: WriteAheadLog | None = None):
+                 wal: WriteAheadLog | None = None, limiter: Limiter | None = None):
         self.aggregator = aggregator
         self.settings = settings
         self.metrics = metrics
         self.wal = wal
-        self._spans = SpanExtractor(aggregator, settings)
-        self._metrics = MetricExtractor(aggregator, settings)
+        self.limiter = limiter or Limiter(settings.limits, metrics)
+        # tenant label (None: none) -> extractors; per tenant because the
+        # metric extractor's temporality state is keyed by labels without it
+        self._extractors: dict[str | None, tuple[SpanExtractor, MetricExtractor]] = {
+            None: (SpanExtractor(aggregator, settings), MetricExtractor(aggregator, settings))}
 
-    def handle(self, signal: str, request):
-        """The response message for one decoded request of ``signal``."""
+    def _for(self, tenant: str | None) -> tuple[SpanExtractor, MetricExtractor]:
+        ex = self._extractors.get(tenant)
+        if ex is None:
+            view = TenantAggregator(self.aggregator, tenant)
+            ex = self._extractors[tenant] = (SpanExtractor(view, self.settings),
+                                             MetricExtractor(view, self.settings, clock=self.aggregator.clock))
+        return ex
+
+    def handle(self, signal: str, request, tenant: str | None = None):
+        """The response message for one decoded request of ``signal``;
+        ``tenant`` (None: no label) becomes the label ``tenant`` of its series."""
         if signal == "traces":
-            outcome = self._spans.extract(request)
+            outcome = self._for(tenant)[0].extract(request)
         elif signal == "metrics":
-            outcome = self._metrics.extract(request)
+            outcome = self._for(tenant)[1].extract(request)
         else:
             outcome = extract_logs(request, self.settings)
         self._count(outcome)
         return outcome.response
 
-    async def handle_durable(self, signal: str, request, raw: bytes | None = None):
+    def label_of(self, tenant: str | None) -> str | None:
+        """The tenant label for a request authenticated as ``tenant``: only when
+        ingest tokens are configured (``settings.tenant_label``)."""
+        return (tenant or DEFAULT_TENANT) if self.settings.tenant_label else None
+
+    async def handle_durable(self, signal: str, request, raw: bytes | None = None, tenant: str | None = None):
         """``handle``, acknowledged only once the request is in the write-ahead log.
 
+        The tenant's rate limit is charged first: a request over it is refused
+        whole (``RateLimited``) before anything is logged or aggregated.
         The WAL append and the aggregation happen with no ``await`` between them,
         so the flusher (which rotates the WAL and takes the aggregator's data in
         one step on the same loop) sees either both or neither."""
+        self.limiter.charge(tenant or DEFAULT_TENANT, signal, count_items(signal, request))
+        label = self.label_of(tenant)
         if self.wal is None or signal not in WAL_SIGNALS:
-            return self.handle(signal, request)
+            return self.handle(signal, request, label)
         payload = raw if raw is not None else request.SerializeToString()
-        synced = self.wal.append(WAL_SIGNALS[signal], payload, self.aggregator.clock())
-        response = self.handle(signal, request)
+        synced = self.wal.append(WAL_SIGNALS[signal], payload, self.aggregator.clock(), tenant=label)
+        response = self.handle(signal, request, label)
         await synced
         return response
 
     def replay(self, record: Record) -> None:
-        """Re-apply one WAL record, judging lateness by when it was received."""
+        """Re-apply one WAL record, judging lateness by when it was received,
+        with the tenant label it was received with."""
         signal = SIGNAL_NAMES[record.signal]
         request = REQUEST_TYPES[signal].FromString(record.payload)
         clock = self.aggregator.clock
         self.aggregator.clock = lambda: record.received_ns
         try:
-            self.handle(signal, request)
+            self.handle(signal, request, record.tenant)
         finally:
             self.aggregator.clock = clock
 

@@ -38,6 +38,12 @@ R_NAN_SUM = "nan_sum"
 R_SCALE = "scale_out_of_range"
 R_SUMMARY = "summary_not_supported"
 R_NO_NAME = "missing_metric_name"
+R_FUTURE = "in_future"              # a timestamp past 2262 (does not fit int64 nanoseconds)
+R_NOT_FINITE = "non_finite_value"   # NaN/±inf in a counter: it would poison rate() and running totals
+R_INF_SUM = "infinite_sum"
+R_COUNT_RANGE = "count_too_large"   # counts beyond 2^62 (would overflow int64 sums)
+MAX_NS = 2**63 - 1
+MAX_COUNT = 2**62
 
 
 class MetricExtractor:
@@ -125,14 +131,17 @@ class MetricExtractor:
             if dp.flags & NO_RECORDED_VALUE:
                 result.accepted += 1
                 continue
-            if not dp.time_unix_nano:
-                result.reject(R_TIME)
+            if not dp.time_unix_nano or dp.time_unix_nano > MAX_NS:
+                result.reject(R_FUTURE if dp.time_unix_nano else R_TIME)
                 continue
             labels = self._labels(dp.attributes, res)
             if labels is None:
                 result.reject(R_TOO_LONG)
                 continue
             v = (dp.as_int if dp.WhichOneof("value") == "as_int" else dp.as_double) * factor
+            if counter and not math.isfinite(v):
+                result.reject(R_NOT_FINITE)
+                continue
             if delta:
                 v = self._sums.add((name, labels), v)
             which.append(label_index.setdefault(labels, len(label_index)))
@@ -145,11 +154,17 @@ class MetricExtractor:
 
     # -- histograms -----------------------------------------------------------
     def _common_checks(self, dp, result: RecordResult) -> bool:
-        if not dp.time_unix_nano:
-            result.reject(R_TIME)
+        if not dp.time_unix_nano or dp.time_unix_nano > MAX_NS:
+            result.reject(R_FUTURE if dp.time_unix_nano else R_TIME)
             return False
         if dp.HasField("sum") and math.isnan(dp.sum) and dp.count > 0:
             result.reject(R_NAN_SUM)
+            return False
+        if dp.HasField("sum") and math.isinf(dp.sum):
+            result.reject(R_INF_SUM)
+            return False
+        if dp.count >= MAX_COUNT:
+            result.reject(R_COUNT_RANGE)
             return False
         return True
 
@@ -164,6 +179,9 @@ class MetricExtractor:
             if not self._common_checks(dp, result):
                 continue
             bounds = tuple(dp.explicit_bounds)
+            if sum(dp.bucket_counts) >= MAX_COUNT:
+                result.reject(R_COUNT_RANGE)
+                continue
             counts = np.array(dp.bucket_counts if len(dp.bucket_counts) or bounds else [dp.count], np.int64)
             if len(counts) != len(bounds) + 1:
                 result.reject(R_BUCKETS)
@@ -201,6 +219,9 @@ class MetricExtractor:
                 continue
             if not expo.MIN_SCALE <= dp.scale <= expo.MAX_SCALE:
                 result.reject(R_SCALE)
+                continue
+            if dp.zero_count + sum(dp.positive.bucket_counts) + sum(dp.negative.bucket_counts) >= MAX_COUNT:
+                result.reject(R_COUNT_RANGE)
                 continue
             pos = np.array(dp.positive.bucket_counts, np.int64)
             neg = np.array(dp.negative.bucket_counts, np.int64)

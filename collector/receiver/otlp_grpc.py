@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from collector.aggregate.aggregator import Aggregator
 from collector.receiver.errors import ReceiveError
 from collector.receiver.ingest import REQUEST_TYPES, Ingest
+from collector.receiver.limits import DEFAULT_TENANT, Refused
 from collector.receiver.settings import ReceiverSettings
 from collector.auth import INGEST, Tokens, bearer
 from collector.selfmetrics import SelfMetrics
@@ -31,26 +32,38 @@ _SERVICES = {
 def _handler(signal: str, ingest: Ingest, metrics: SelfMetrics, tokens: Tokens | None):
     request_type = REQUEST_TYPES[signal]
     need_token = tokens is not None and tokens.required(INGEST)
+    limiter = ingest.limiter
 
     async def export(raw: bytes, context: grpc.aio.ServicerContext):
         t0 = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
+            tenant = DEFAULT_TENANT
             if need_token:
                 presented = dict(context.invocation_metadata() or ()).get("authorization")
-                if tokens.check(INGEST, bearer(presented)) is None:
+                tenant = tokens.check(INGEST, bearer(presented))
+                if tenant is None:
                     code = grpc.StatusCode.UNAUTHENTICATED
                     await context.abort(code, "a valid ingest bearer token is required (metadata authorization)")
             try:
-                message = request_type.FromString(raw)
-            except DecodeError as e:
-                code = grpc.StatusCode.INVALID_ARGUMENT
-                await context.abort(code, f"cannot decode protobuf: {e}")
-            try:
-                return await ingest.handle_durable(signal, message, raw)
-            except ReceiveError as e:
+                limiter.enter(signal)
+            except Refused as e:
                 code = e.grpc_code
-                await context.abort(code, e.reason)
+                await context.abort(code, e.reason, trailing_metadata=e.grpc_trailers())
+            try:
+                try:
+                    message = request_type.FromString(raw)
+                except (DecodeError, RecursionError) as e:
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(code, f"cannot decode protobuf: {e}")
+                try:
+                    return await ingest.handle_durable(signal, message, raw, tenant=tenant)
+                except ReceiveError as e:
+                    code = e.grpc_code
+                    await context.abort(code, e.reason,
+                                        trailing_metadata=e.grpc_trailers() if isinstance(e, Refused) else ())
+            finally:
+                limiter.leave()
         finally:
             metrics.requests.labels("grpc", signal, code.name).inc()
             metrics.request_duration.labels("grpc").observe(time.perf_counter() - t0)

@@ -16,12 +16,14 @@ from starlette.routing import Route
 
 from collector.aggregate.aggregator import Aggregator
 from collector.receiver import decode
-from collector.receiver.errors import ReceiveError, TooLarge
+from collector.receiver.errors import BadRequest, ReceiveError, TooLarge
 from collector.receiver.ingest import REQUEST_TYPES, Ingest
+from collector.receiver.limits import DEFAULT_TENANT, Refused
 from collector.receiver.settings import ReceiverSettings
 from collector.selfmetrics import SelfMetrics
 
-_RPC_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT}
+_RPC_CODES = {400: code_pb2.INVALID_ARGUMENT, 413: code_pb2.RESOURCE_EXHAUSTED, 415: code_pb2.INVALID_ARGUMENT,
+              429: code_pb2.RESOURCE_EXHAUSTED, 503: code_pb2.UNAVAILABLE}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -39,8 +41,19 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def _status_response(err: ReceiveError, fmt: str) -> Response:
-    msg = status_pb2.Status(code=_RPC_CODES.get(err.http_status, code_pb2.INVALID_ARGUMENT), message=err.reason)
+    code = _RPC_CODES.get(err.http_status, code_pb2.INVALID_ARGUMENT)
+    if isinstance(err, Refused):   # retryable: Retry-After, and RetryInfo in the Status details
+        return Response(decode.encode(err.rpc_status(code), fmt), status_code=err.http_status, media_type=fmt,
+                        headers={"Retry-After": err.retry_after_header})
+    msg = status_pb2.Status(code=code, message=err.reason)
     return Response(decode.encode(msg, fmt), status_code=err.http_status, media_type=fmt)
+
+
+def _parse(request_type, data: bytes, fmt: str):
+    try:
+        return decode.parse(request_type, data, fmt)
+    except RecursionError:   # JSON (or protobuf) nested deeper than the interpreter's stack
+        raise BadRequest("invalid body: nested too deeply") from None
 
 
 def make_otlp_http_app(aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics,
@@ -48,6 +61,7 @@ def make_otlp_http_app(aggregator: Aggregator, settings: ReceiverSettings, metri
     """The OTLP/HTTP ASGI app. Pass the service's shared ``Ingest`` so that HTTP
     and gRPC share the temporality state; one is made when omitted."""
     ingest = ingest or Ingest(aggregator, settings, metrics)
+    limiter = ingest.limiter
 
     def endpoint(signal: str):
         request_type = REQUEST_TYPES[signal]
@@ -57,11 +71,18 @@ def make_otlp_http_app(aggregator: Aggregator, settings: ReceiverSettings, metri
             fmt = decode.JSON
             try:
                 fmt = decode.media_type(request.headers.get("content-type"))
-                body = await read_body(request, settings.max_request_bytes)
-                data = decode.decompress(body, request.headers.get("content-encoding"),
-                                         settings.max_decompressed_bytes)
-                message = decode.parse(request_type, data, fmt)
-                reply = await ingest.handle_durable(signal, message, data if fmt == decode.PROTOBUF else None)
+                limiter.enter(signal)
+                try:
+                    body = await read_body(request, settings.max_request_bytes)
+                    data = decode.decompress(body, request.headers.get("content-encoding"),
+                                             settings.max_decompressed_bytes)
+                    del body
+                    message = _parse(request_type, data, fmt)
+                    tenant = request.scope.get("state", {}).get("tenant", DEFAULT_TENANT)
+                    reply = await ingest.handle_durable(signal, message, data if fmt == decode.PROTOBUF else None,
+                                                        tenant=tenant)
+                finally:
+                    limiter.leave()
                 response = Response(decode.encode(reply, fmt), media_type=fmt)
             except ReceiveError as e:
                 response = _status_response(e, fmt)

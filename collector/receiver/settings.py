@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from collector.receiver.limits import LimitSettings
 from collector.receiver.naming import label_name
 
 MIB = 1024 * 1024
@@ -17,6 +18,8 @@ class ReceiverSettings:
     max_attribute_length: int = 4096           # longer label values reject the item
     grpc_max_message_bytes: int = 32 * MIB
     span_dimensions: tuple[str, ...] = ()      # extra span labels: attribute names, span first, then resource
+    tenant_label: bool = False                 # ingest tokens are configured: label series tenant="<tenant>"
+    limits: LimitSettings = LimitSettings()    # rate, concurrency and memory limits (collector.receiver.limits)
 
     def __post_init__(self) -> None:
         for name in ("max_request_bytes", "max_decompressed_bytes", "max_items_per_request",

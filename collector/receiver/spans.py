@@ -27,6 +27,8 @@ _STATUS_NAMES = ("STATUS_CODE_UNSET", "STATUS_CODE_OK", "STATUS_CODE_ERROR")
 REASON_NO_TIME = "missing_time"
 REASON_END_BEFORE_START = "end_before_start"
 REASON_TOO_LONG = "attribute_too_long"
+REASON_IN_FUTURE = "in_future"
+MAX_NS = 2**63 - 1
 
 # (attribute key, slot, primary?) — an old semantic-conventions key fills a slot
 # only when the current key is absent; a slot filled either way counts as found,
@@ -64,7 +66,7 @@ class SpanExtractor:
         n_slots = self._n_slots
         n_dims = len(self._dims)
         max_len = self.settings.max_attribute_length
-        bad_time = bad_order = too_long = 0
+        bad_time = bad_order = too_long = future = 0
         for rs in rspans:
             service, res_dims = self._resource(rs.resource)
             for ss in rs.scope_spans:
@@ -79,6 +81,9 @@ class SpanExtractor:
                         continue
                     if end < start:
                         bad_order += 1
+                        continue
+                    if end > MAX_NS:   # past 2262: would overflow int64 (answered as in_future)
+                        future += 1
                         continue
                     vals = [None] * n_slots
                     missing = n_slots
@@ -117,6 +122,7 @@ class SpanExtractor:
         result.reject(REASON_NO_TIME, bad_time)
         result.reject(REASON_END_BEFORE_START, bad_order)
         result.reject(REASON_TOO_LONG, too_long)
+        result.reject(REASON_IN_FUTURE, future)
         if which:
             label_sets = [self._labels(key) for key in keys]
             rec = self.aggregator.record_durations(

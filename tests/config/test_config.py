@@ -35,7 +35,7 @@ def test_every_error_names_its_key(tmp_path):
     assert "storage.pth: unknown key" in text
     assert "api.listen: expected HOST:PORT" in text
     assert "aggregation.slot: slot must be a whole number of seconds that divides 60" in text
-    assert "aggregation.lateness: expected a duration like 500ms" in text
+    assert "aggregation.lateness: 'soon' is not a duration: write e.g. 500ms" in text
     assert len(e.value.errors) == 4
 
 
