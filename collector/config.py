@@ -165,6 +165,14 @@ class LimitsConfig(Strict):
                                   "(memory, concurrency).")
 
 
+class SelfTelemetryConfig(Strict):
+    traces_endpoint: str = Field("", description="OTLP endpoint for Tocsin's own traces; empty = off. "
+                                                 "Never Tocsin's own receiver (refused at start).")
+    protocol: str = Field("http/protobuf", pattern="^(http/protobuf|grpc)$", description="http/protobuf or grpc.")
+    service_name: str = Field("tocsin", description="service.name of Tocsin's own spans.")
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="Fraction of Tocsin's own traces kept.")
+
+
 class LogConfig(Strict):
     level: str = Field("info", pattern="^(debug|info|warning|error)$", description="debug, info, warning, error.")
     format: str = Field("text", pattern="^(text|json)$", description="text, or json (one object per line).")
@@ -181,6 +189,7 @@ class Config(Strict):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     auth: AuthConfig = AuthConfig()
     limits: LimitsConfig = LimitsConfig()
+    self_telemetry: SelfTelemetryConfig = SelfTelemetryConfig()
     log: LogConfig = LogConfig()
 
 

@@ -13,12 +13,15 @@ from typing import Callable
 
 import numpy as np
 import uvicorn
+from opentelemetry.trace import StatusCode
 
 from collector.aggregate.aggregator import Aggregator, AggregatorSettings
 from collector.config import Config
 from collector.model import KIND_GAUGE, NS, SeriesCatalog, make_labels
 from collector.query.source import LiveSource
+from collector import __version__
 from collector.selfmetrics import SelfMetrics
+from collector.selftrace import build_tracer, loops_back
 from collector.store.base import Retention
 from collector.store.duckdb_store import DuckDBStore
 from collector.wal import WriteAheadLog
@@ -113,6 +116,7 @@ class Service:
                                      notify=self.notifier.submit, metrics=self.metrics,
                                      clock=lambda: self.clock() / NS, external_url=config.api.external_url,
                                      default_interval=config.rules.evaluation_interval)
+        self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
         self.ingest = None
         self.addresses: dict[str, str] = {}
@@ -145,13 +149,19 @@ class Service:
             if not (batch.series or len(batch.hist) or len(batch.samples) or segment):
                 return
             t0 = time.perf_counter()
+            span = self.tracer.start_span("tocsin.flush", attributes={
+                "tocsin.rows.hist": len(batch.hist), "tocsin.rows.samples": len(batch.samples),
+                "tocsin.series.new": len(batch.series)})
             try:
                 await asyncio.to_thread(self.store.write, batch)
             except Exception:
                 log.exception("flush failed; the batch stays in memory and is retried")
                 self.metrics.flush_failures.inc()
                 self.aggregator.putback(batch)
+                span.set_status(StatusCode.ERROR)
+                span.end()
                 return
+            span.end()
             if segment is not None:
                 self.wal.drop_through(segment)
             self.metrics.flush_duration.observe(time.perf_counter() - t0)
@@ -186,7 +196,9 @@ class Service:
                 log.exception("background task failed")
 
     async def _maintain(self) -> None:
-        done = await asyncio.to_thread(self.store.maintain, self.clock())
+        with self.tracer.start_as_current_span("tocsin.store.maintain") as span:
+            done = await asyncio.to_thread(self.store.maintain, self.clock())
+            span.set_attributes({f"tocsin.{k}": v for k, v in done.items()})
         for what, n in done.items():
             self.metrics.maintenance.labels(what).inc(n)
         self.metrics.store_size.set(self.store.size_bytes())
@@ -209,13 +221,17 @@ class Service:
         if errors:
             raise SystemExit("rule files are invalid:\n  " + "\n  ".join(errors))
         rsettings = receiver_settings(cfg)
-        self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal)
+        self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal, tracer=self.tracer)
         await self._replay_wal()
         http_sock, api_sock = _bind(cfg.receivers.otlp.http.listen), _bind(cfg.api.listen)
         grpc_server, grpc_port = make_grpc_server(self.aggregator, rsettings, self.metrics,
                                                   cfg.receivers.otlp.grpc.listen, ingest=self.ingest, tokens=tokens)
         ghost, _ = _split(cfg.receivers.otlp.grpc.listen)
         self.addresses = {"otlp_grpc": f"{ghost}:{grpc_port}", "otlp_http": _fmt(http_sock), "api": _fmt(api_sock)}
+        if loops_back(cfg.self_telemetry.traces_endpoint, self.addresses):
+            raise SystemExit(f"refusing to start: self_telemetry.traces_endpoint {cfg.self_telemetry.traces_endpoint} "
+                             "is this Tocsin's own OTLP receiver; it would trace its own ingestion forever. "
+                             "Send Tocsin's traces to another collector.")
 
         otlp_app = BearerAuth(make_otlp_http_app(self.aggregator, rsettings, self.metrics, ingest=self.ingest),
                               tokens, lambda method, path: INGEST)
@@ -256,6 +272,8 @@ class Service:
         if self.wal is not None:
             self.wal.close()
         self.store.close()
+        if self._tracer_provider is not None:
+            self._tracer_provider.shutdown()
         log.info("stopped")
 
     def _on_sighup(self) -> None:

@@ -16,6 +16,8 @@ from collector.receiver.metrics import MetricExtractor
 from collector.receiver.outcome import Outcome
 from collector.receiver.settings import ReceiverSettings
 from collector.receiver.spans import SpanExtractor
+from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
+
 from collector.selfmetrics import SelfMetrics
 from collector.wal import SIGNAL_METRICS, SIGNAL_TRACES, Record, WriteAheadLog
 
@@ -60,11 +62,12 @@ class TenantAggregator:
 
 class Ingest:
     def __init__(self, aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics,
-                 wal: WriteAheadLog | None = None, limiter: Limiter | None = None):
+                 wal: WriteAheadLog | None = None, limiter: Limiter | None = None, tracer: Tracer | None = None):
         self.aggregator = aggregator
         self.settings = settings
         self.metrics = metrics
         self.wal = wal
+        self.tracer = tracer or NoOpTracer()  # Tocsin's own traces (collector/selftrace.py)
         self.limiter = limiter or Limiter(settings.limits, metrics)
         # tenant label (None: none) -> extractors; per tenant because the
         # metric extractor's temporality state is keyed by labels without it
@@ -104,15 +107,18 @@ class Ingest:
         The WAL append and the aggregation happen with no ``await`` between them,
         so the flusher (which rotates the WAL and takes the aggregator's data in
         one step on the same loop) sees either both or neither."""
-        self.limiter.charge(tenant or DEFAULT_TENANT, signal, count_items(signal, request))
-        label = self.label_of(tenant)
-        if self.wal is None or signal not in WAL_SIGNALS:
-            return self.handle(signal, request, label)
-        payload = raw if raw is not None else request.SerializeToString()
-        synced = self.wal.append(WAL_SIGNALS[signal], payload, self.aggregator.clock(), tenant=label)
-        response = self.handle(signal, request, label)
-        await synced
-        return response
+        items = count_items(signal, request)
+        with self.tracer.start_as_current_span("tocsin.otlp.export", kind=SpanKind.SERVER, attributes={
+                "tocsin.signal": signal, "tocsin.items": items, "tocsin.tenant": tenant or DEFAULT_TENANT}):
+            self.limiter.charge(tenant or DEFAULT_TENANT, signal, items)
+            label = self.label_of(tenant)
+            if self.wal is None or signal not in WAL_SIGNALS:
+                return self.handle(signal, request, label)
+            payload = raw if raw is not None else request.SerializeToString()
+            synced = self.wal.append(WAL_SIGNALS[signal], payload, self.aggregator.clock(), tenant=label)
+            response = self.handle(signal, request, label)
+            await synced  # the span covers the fsync the answer waits for
+            return response
 
     def replay(self, record: Record) -> None:
         """Re-apply one WAL record, judging lateness by when it was received,
