@@ -4,6 +4,7 @@ overridden from the environment: ``TOCSIN_STORAGE__PATH=/x`` sets
 ``storage.path`` (values are read as YAML scalars, so ``[a, b]`` is a list)."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -14,6 +15,8 @@ from ruamel.yaml import YAML
 
 from alerting.notify.config import NotifyConfig
 from collector.durations import parse_duration
+
+log = logging.getLogger(__name__)
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -202,6 +205,36 @@ class ConfigError(ValueError):
         super().__init__(f"{source}: invalid configuration:\n  " + "\n  ".join(errors))
 
 
+# Keys renamed between versions: old dotted path -> new one. A file using an old key
+# keeps working and logs a warning naming the replacement; remove an entry only at
+# a major version, with a note in the README.
+RENAMED_KEYS: dict[str, str] = {}
+
+
+def _apply_renames(raw: dict, renamed: dict[str, str], source: str) -> dict:
+    errors = []
+    for old, new in renamed.items():
+        *old_parents, old_leaf = old.split(".")
+        node = raw
+        for key in old_parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_leaf not in node:
+            continue
+        value = node.pop(old_leaf)
+        *new_parents, new_leaf = new.split(".")
+        target = raw
+        for key in new_parents:
+            target = target.setdefault(key, {})
+        if new_leaf in target:
+            errors.append(f"{old}: deprecated, and {new} is also set; keep only {new}")
+            continue
+        target[new_leaf] = value
+        log.warning("%s: config key %s is deprecated, use %s instead", source, old, new)
+    if errors:
+        raise ConfigError(source, errors)
+    return raw
+
+
 def _apply_env(raw: dict, environ: dict[str, str]) -> dict:
     yaml = YAML(typ="safe")
     for name, value in sorted(environ.items()):
@@ -221,8 +254,9 @@ def _apply_env(raw: dict, environ: dict[str, str]) -> dict:
     return raw
 
 
-def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None) -> Config:
-    """Load, apply environment overrides, validate. Raises ConfigError."""
+def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                renamed: dict[str, str] | None = None) -> Config:
+    """Load, apply renamed keys and environment overrides, validate. Raises ConfigError."""
     environ = dict(os.environ if environ is None else environ)
     raw: dict = {}
     source = "<defaults>"
@@ -239,6 +273,7 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(source, ["the top level must be a mapping (receivers:, storage:, ...)"])
         raw = loaded or {}
+    raw = _apply_renames(raw, RENAMED_KEYS if renamed is None else renamed, source)
     raw = _apply_env(raw, environ)
     try:
         return Config.model_validate(raw)

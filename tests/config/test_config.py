@@ -68,3 +68,19 @@ def test_configuration_reference_is_up_to_date():
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert doc.read_text() == render(), "run: python -m collector.configdoc > docs/configuration.md"
+
+
+def test_renamed_key_keeps_working_and_warns(tmp_path, caplog):
+    f = tmp_path / "t.yaml"
+    f.write_text("storage: {file: /old.duckdb}\n")
+    with caplog.at_level("WARNING"):
+        cfg = load_config(f, environ={}, renamed={"storage.file": "storage.path"})
+    assert cfg.storage.path == "/old.duckdb"
+    assert "config key storage.file is deprecated, use storage.path instead" in caplog.text
+
+
+def test_renamed_key_and_its_replacement_together_is_an_error(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("storage: {file: /old.duckdb, path: /new.duckdb}\n")
+    with pytest.raises(ConfigError, match="storage.file: deprecated, and storage.path is also set"):
+        load_config(f, environ={}, renamed={"storage.file": "storage.path"})
