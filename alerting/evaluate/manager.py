@@ -2,6 +2,7 @@
 and restarts. All fallible work of a reload happens before live state changes."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import threading
@@ -38,8 +39,11 @@ class GroupHealth:
 
 class RuleManager:
     def __init__(self, store, query, record, notify, metrics, clock=_time.time, external_url: str = "",
-                 external_labels: dict | None = None, default_interval: float = 60.0):
+                 external_labels: dict | None = None, default_interval: float = 60.0, batch=None):
         self.query, self.record, self.notify = query, record, notify
+        # Queries of one group evaluation share their reads when the query
+        # function belongs to an Engine (Engine.batch); plain functions run as they are.
+        self._batch = batch or getattr(getattr(query, "__self__", None), "batch", None) or contextlib.nullcontext
         self.metrics, self.clock = metrics, clock
         self.external_url = external_url
         self.default_interval = default_interval  # for groups without `interval:` (Prometheus's global one)
@@ -103,6 +107,37 @@ class RuleManager:
             snapshot = {r.key: self._entries.get((g.name, r.key), {}) for r in g.rules}
         started = _time.perf_counter()
         alerts = []
+        with self._batch(len(g.rules)):
+            results = self._run_rules(g, t, snapshot)
+        with self._lock:
+            if self._groups.get(name) is not g:
+                # Reloaded meanwhile: keep state only for rules that still exist.
+                live = {(x.name, y.key) for x in self._groups.values() for y in x.rules}
+            else:
+                live = None
+            with self._one_write(g.name):
+                for r, res, took in results:
+                    key = (g.name, r.key)
+                    if live is not None and key not in live:
+                        continue
+                    self._account(g, r, res, t, took)
+                    if isinstance(r, AlertingRule):
+                        self._entries[key] = res.entries
+                        self._save(g.name, r.key, res.entries)
+                        alerts.extend(to_alerts(r, res.entries, self.external_url))
+            self._ghealth[g.name] = GroupHealth(t, _time.perf_counter() - started)
+            self._update_alert_gauge()
+        if self.metrics is not None:
+            self.metrics.rule_eval_duration.labels(g.name).observe(_time.perf_counter() - started)
+            self.metrics.rule_last_eval.labels(g.name).set(t)
+        if alerts:
+            try:
+                self.notify(alerts)
+            except Exception:
+                log.exception("notify failed for group %s", g.name)
+        return alerts
+
+    def _run_rules(self, g, t: float, snapshot: dict) -> list:
         results = []
         for r in g.rules:
             r0 = _time.perf_counter()
@@ -124,32 +159,7 @@ class RuleManager:
             for metric, labels in before - written:
                 self._record(metric, dict(labels), t, STALE_NAN)
             results.append((r, res, _time.perf_counter() - r0))
-        with self._lock:
-            if self._groups.get(name) is not g:
-                # Reloaded meanwhile: keep state only for rules that still exist.
-                live = {(x.name, y.key) for x in self._groups.values() for y in x.rules}
-            else:
-                live = None
-            for r, res, took in results:
-                key = (g.name, r.key)
-                if live is not None and key not in live:
-                    continue
-                self._account(g, r, res, t, took)
-                if isinstance(r, AlertingRule):
-                    self._entries[key] = res.entries
-                    self._save(g.name, r.key, res.entries)
-                    alerts.extend(to_alerts(r, res.entries, self.external_url))
-            self._ghealth[g.name] = GroupHealth(t, _time.perf_counter() - started)
-            self._update_alert_gauge()
-        if self.metrics is not None:
-            self.metrics.rule_eval_duration.labels(g.name).observe(_time.perf_counter() - started)
-            self.metrics.rule_last_eval.labels(g.name).set(t)
-        if alerts:
-            try:
-                self.notify(alerts)
-            except Exception:
-                log.exception("notify failed for group %s", g.name)
-        return alerts
+        return results
 
     def _account(self, g, r, res, t, took) -> None:
         prev = self._health.get((g.name, r.key), RuleHealth())
@@ -169,6 +179,27 @@ class RuleManager:
             log.exception("could not persist alert state of %s/%s", group, key)
             self._persist._written = {k: v for k, v in self._persist._written.items()
                                       if not k.startswith(f"{group}\x1f{key}\x1f")}
+
+    @contextlib.contextmanager
+    def _one_write(self, group: str):
+        """The state documents of a whole group evaluation go to the store in one
+        write, not one per rule."""
+        store = self._persist.store
+        if store is None:
+            yield
+            return
+        buf = _BufferedKV(store)
+        self._persist.store = buf
+        try:
+            yield
+        finally:
+            self._persist.store = store
+            try:
+                buf.flush()
+            except Exception:  # the store is down: alerting goes on, state is rewritten next time
+                log.exception("could not persist alert state of group %s", group)
+                self._persist._written = {k: v for k, v in self._persist._written.items()
+                                          if not k.startswith(f"{group}\x1f")}
 
     def _record(self, metric, labels, t, value) -> None:
         try:
@@ -259,3 +290,25 @@ class RuleManager:
         with self._lock:
             return [(r, e) for g in self._groups.values() for r in g.rules if isinstance(r, AlertingRule)
                     for e in self._entries.get((g.name, r.key), {}).values() if e.state in (PENDING, FIRING)]
+
+
+class _BufferedKV:
+    """Collects a StatePersister's writes (keys of one group are all distinct, so
+    puts and deletes commute) and applies them with one put."""
+
+    def __init__(self, store):
+        self._store = store
+        self._puts: dict[str, dict] = {}
+        self._deletes: list[tuple[str, str]] = []
+
+    def kv_put_many(self, namespace: str, items: dict) -> None:
+        self._puts.setdefault(namespace, {}).update(items)
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        self._deletes.append((namespace, key))
+
+    def flush(self) -> None:
+        for namespace, items in self._puts.items():
+            self._store.kv_put_many(namespace, items)
+        for namespace, key in self._deletes:
+            self._store.kv_delete(namespace, key)

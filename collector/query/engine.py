@@ -7,8 +7,11 @@ grid are slices of sorted arrays (floats) or differences of cumulative sums
 """
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import promql_parser
@@ -21,12 +24,19 @@ from collector.query import hist as H
 from collector.query import loader as L
 from collector.query import rangefuncs as R
 from collector.query.errors import BadData, QueryError, Timeout, Unprocessable
+from collector.query.readcache import HistReadCache
 from collector.query.result import Result, build_result
 from collector.query.selectors import COUNT, FLOAT, HIST, SUM, SeriesIndex, selector_matchers
 from collector.query.values import RangeArg, Scalar, String, Vec, drop_name
 
 MS = 1_000_000
 DEFAULT_SUBQUERY_STEP_S = 60
+
+
+@lru_cache(maxsize=4096)
+def _parse(expr: str):
+    """Parsed expressions are only read by the evaluator, so they are shared."""
+    return promql_parser.parse(expr)
 
 
 def to_ns(t: float) -> int:
@@ -61,8 +71,26 @@ class Engine:
         self.timeout_s = timeout_s
         self.clock = clock
         self.max_series = max_series
+        self._local = threading.local()
 
     # -- public ---------------------------------------------------------------------------------
+    @contextmanager
+    def batch(self, size: int = 0):
+        """Queries made by this thread inside share their windowed histogram reads
+        (readcache): for a batch at one evaluation time, such as a rule group of
+        ``size`` rules. Data ingested meanwhile is not seen by the rest of the batch."""
+        if getattr(self._local, "cache", None) is not None:
+            yield
+            return
+        self._local.cache = HistReadCache(self.index.hist_ids, eager=size > 1)
+        try:
+            yield
+        finally:
+            self._local.cache = None
+
+    def read_cache(self) -> HistReadCache | None:
+        return getattr(self._local, "cache", None)
+
     def instant(self, expr: str, t: float, lookback_s: float | None = None) -> Result:
         T = np.array([to_ns(t)], np.int64)
         return self._run(expr, T, lookback_s, instant=True)
@@ -93,7 +121,7 @@ class Engine:
     # -- evaluation -------------------------------------------------------------------------------
     def _run(self, expr: str, T: np.ndarray, lookback_s, instant: bool) -> Result:
         try:
-            node = promql_parser.parse(expr)
+            node = _parse(expr)
         except ValueError as e:
             raise BadData(f"invalid parameter \"query\": {e}") from None
         except BaseException as e:  # the Rust parser panics on some inputs
@@ -231,7 +259,8 @@ class _Eval:
         hrows: dict = {}
         if any(x.access != FLOAT for x in sel):
             lo = int(times.min()) - w - L.MAX_RES_NS if exact else 0
-            hrows, n = L.read_hist(self.e.source, sel, lo, int(times.max()) + 1)
+            hrows, n = L.read_hist(self.e.source, sel, lo, int(times.max()) + 1,
+                                   int(times.min()) - w if exact else None, self.e.read_cache())
             self.count(n)
         arg = RangeArg([], [], [], times, w, sets)
         win = H.Window(times, w, self.q.lookback_ns, (NS / w) if func == "rate" else 1.0)

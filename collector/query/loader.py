@@ -51,14 +51,62 @@ def read_floats(source, sel: list[Exposed], lo_ns: int, hi_ns: int) -> tuple[dic
     return out, len(ts)
 
 
-def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int) -> tuple[dict[int, HistRows], int]:
+def _slice(rows: HistRows, a: int, b: int) -> HistRows:
+    """Rows [a, b) as views (no copy)."""
+    o = rows.offsets[a:b + 1]
+    return HistRows(rows.series_id[a:b], rows.ts[a:b], rows.res[a:b], rows.count[a:b], rows.sum[a:b],
+                    rows.min[a:b], rows.max[a:b], o - o[0], rows.idx[o[0]:o[-1]], rows.cnt[o[0]:o[-1]],
+                    rows.bounds[a:b] if rows.bounds else ())
+
+
+class PerSeries:
+    """Rows grouped by series, each series' rows cut out only when asked for."""
+
+    def __init__(self, rows: HistRows):
+        sid = rows.series_id
+        if len(sid) > 1 and not (sid[1:] >= sid[:-1]).all():
+            rows = rows.take(np.argsort(sid, kind="stable"))
+        self.rows = rows
+        self.slices = _split(rows.series_id)
+        self._memo: dict[int, HistRows] = {}
+
+    def __contains__(self, sid: int) -> bool:
+        return sid in self.slices
+
+    def __getitem__(self, sid: int) -> HistRows:
+        got = self._memo.get(sid)
+        if got is None:
+            sl = self.slices[sid]
+            got = self._memo[sid] = _slice(self.rows, sl.start, sl.stop)
+        return got
+
+
+def _per_series(rows: HistRows) -> dict[int, HistRows]:
+    g = PerSeries(rows)
+    return {s: g[s] for s in g.slices}
+
+
+def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: int | None = None,
+              cache=None) -> tuple[dict[int, HistRows], int]:
+    """Rows of the selected series starting in [lo_ns, hi_ns); with ``min_end_ns``,
+    rows ending at or before it are not needed (the source may skip them).
+    ``cache`` (a readcache.HistReadCache) shares windowed reads between queries."""
     ids = np.array(sorted({e.sid for e in sel if e.access in (HIST, COUNT, SUM)}), np.uint64)
     if not len(ids):
         return {}, 0
-    rows = source.read_hist(ids, lo_ns, hi_ns)
-    order = np.argsort(rows.series_id, kind="stable")
-    return {s: rows.take(order[sl]) for s, sl in _split(rows.series_id[order]).items()}, \
-        len(rows) + int(rows.offsets[-1])
+
+    def read(want):
+        if min_end_ns is not None and getattr(source, "reads_by_slot_end", False):
+            return source.read_hist(want, lo_ns, hi_ns, min_end_ns=min_end_ns)
+        return source.read_hist(want, lo_ns, hi_ns)
+
+    if cache is not None and min_end_ns is not None:
+        shared = cache.get((lo_ns, hi_ns, min_end_ns), read, PerSeries)
+        if shared is not None:
+            out = {int(s): shared[int(s)] for s in ids.tolist() if int(s) in shared}
+            return out, sum(len(r) + int(r.offsets[-1]) for r in out.values())
+    rows = read(ids)
+    return _per_series(rows), len(rows) + int(rows.offsets[-1])
 
 
 def slot_ends(rows: HistRows, now_ns: int) -> np.ndarray:

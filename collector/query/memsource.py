@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from collector.aggregate.merge import merge_rows
-from collector.model import HistRows, SampleRows, SeriesCatalog
+from collector.model import NS, HistRows, SampleRows, SeriesCatalog
 
 
 class MemorySource:
@@ -18,11 +18,15 @@ class MemorySource:
         self.samples = SampleRows(s.series_id[order], s.ts[order], s.value[order])
         self.reads = 0  # how many read_* calls were made (tests check selectors read once)
 
-    def read_hist(self, series_ids, start_ns: int, end_ns: int) -> HistRows:
+    reads_by_slot_end = True
+
+    def read_hist(self, series_ids, start_ns: int, end_ns: int, min_end_ns: int | None = None) -> HistRows:
         self.reads += 1
         h = self.hist
         ids = np.asarray(series_ids, dtype=np.uint64)
         keep = np.isin(h.series_id, ids) & (h.ts >= start_ns) & (h.ts < end_ns)
+        if min_end_ns is not None:
+            keep &= h.ts + h.res.astype(np.int64) * NS > min_end_ns
         return h.take(np.nonzero(keep)[0])
 
     def read_samples(self, series_ids, start_ns: int, end_ns: int) -> SampleRows:

@@ -8,10 +8,13 @@ count and sum), and ``traces_span_metrics_calls_total`` — the count of
 """
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+
+import numpy as np
 
 from collector.model import HISTOGRAM_KINDS, SeriesCatalog
 
@@ -68,16 +71,25 @@ class SeriesIndex:
         self._version = -1
         self._all: list[Exposed] = []
         self._by_name: dict[str, list[Exposed]] = {}
+        self._postings: dict[str, dict[str, set[int]]] = {}   # label -> value -> positions in _all
+        self._has: dict[str, set[int]] = {}                   # label -> positions having it
+        self._every = range(0)
+        self._hist_ids: np.ndarray | None = None
 
     def _refresh(self) -> None:
+        # The catalog only grows (recorded series and ALERTS add to it while rules
+        # run), so new series are appended to the index, not rebuilt from scratch.
         n = len(self.catalog.by_id)
         if n == self._version:
             return
         with self._lock:
             if n == self._version:
                 return
-            out: list[Exposed] = []
-            for s in self.catalog.all():
+            new = list(itertools.islice(self.catalog.by_id.values(), self._version if self._version > 0 else 0, None))
+            if self._version < 0 or len(new) != n - max(self._version, 0):
+                new, self._all, self._by_name, self._postings, self._has = self.catalog.all(), [], {}, {}, {}
+            out = self._all
+            for s in new:
                 base = tuple(sorted(s.labels))
 
                 def mk(name, access, unit=s.unit, help=s.help):
@@ -85,17 +97,29 @@ class SeriesIndex:
                     return Exposed(name, labs, s.id, access, s.kind, unit, help)
 
                 if s.kind in HISTOGRAM_KINDS:
-                    out.append(mk(s.metric, HIST))
-                    out.append(mk(s.metric + "_count", COUNT, ""))
-                    out.append(mk(s.metric + "_sum", SUM))
+                    add = [mk(s.metric, HIST), mk(s.metric + "_count", COUNT, ""), mk(s.metric + "_sum", SUM)]
                     if s.metric == SPAN_DURATION:
-                        out.append(mk(SPAN_CALLS, COUNT, "", "Spans of kind SERVER or CONSUMER."))
+                        add.append(mk(SPAN_CALLS, COUNT, "", "Spans of kind SERVER or CONSUMER."))
                 else:
-                    out.append(mk(s.metric, FLOAT))
-            by_name: dict[str, list[Exposed]] = {}
-            for e in out:
-                by_name.setdefault(e.name, []).append(e)
-            self._all, self._by_name, self._version = out, by_name, n
+                    add = [mk(s.metric, FLOAT)]
+                for e in add:
+                    i = len(out)
+                    out.append(e)
+                    self._by_name.setdefault(e.name, []).append(e)
+                    for k, v in e.labels:
+                        self._postings.setdefault(k, {}).setdefault(v, set()).add(i)
+                        self._has.setdefault(k, set()).add(i)
+            self._every = range(len(out))
+            self._hist_ids = None
+            self._version = n
+
+    def hist_ids(self) -> np.ndarray:
+        """Ids of every histogram-backed series (sorted)."""
+        self._refresh()
+        with self._lock:
+            if self._hist_ids is None:
+                self._hist_ids = np.array(sorted({e.sid for e in self._all if e.access != FLOAT}), np.uint64)
+            return self._hist_ids
 
     def all(self) -> list[Exposed]:
         self._refresh()
@@ -106,21 +130,43 @@ class SeriesIndex:
         return sorted(self._by_name)
 
     def match(self, matcher_sets: list[list[tuple[str, str, str]]]) -> list[Exposed]:
-        """Series matching any of the sets of (label, op, value) matchers."""
+        """Series matching any of the sets of (label, op, value) matchers.
+
+        Through an inverted index: a matcher is tested once per distinct value
+        of its label, not once per series."""
         self._refresh()
-        seen: dict[tuple, Exposed] = {}
-        for ms in matcher_sets:
-            cands = self._all
-            for name, op, value in ms:
-                if name == "__name__" and op == "=":
-                    cands = self._by_name.get(value, [])
-                    break
-            fns = [(name, matcher_fn(op, value)) for name, op, value in ms]
-            for e in cands:
-                d = dict(e.labels)
-                if all(fn(d.get(name, "")) for name, fn in fns):
-                    seen[(e.labels)] = e
-        return sorted(seen.values(), key=lambda e: e.labels)
+        with self._lock:   # the index is appended to in place
+            seen: set[int] = set()
+            every, all_ = self._every, self._all
+            for ms in matcher_sets:
+                cands = None
+                for name, op, value in sorted(ms, key=lambda m: m[1] != "="):   # selective ones first
+                    fn = matcher_fn(op, value)
+                    vals = self._postings.get(name, {})
+                    if op == "=" and value != "":
+                        m = vals.get(value, ())
+                        cands = set(m) if cands is None else cands.intersection(m)
+                    elif cands is not None and len(cands) <= len(vals):
+                        # Few candidates left: test them directly.
+                        cands = {i for i in cands if fn(_label(all_[i].labels, name))}
+                    else:
+                        hit = [ps for v, ps in vals.items() if fn(v)]
+                        m = set().union(*hit)
+                        if fn(""):              # a missing label counts as ""
+                            m |= set(every).difference(self._has.get(name, ()))
+                        cands = m if cands is None else cands & m
+                    if not cands:
+                        break
+                seen |= set(every) if cands is None else cands
+            by_labels = {all_[i].labels: all_[i] for i in sorted(seen)}
+        return [by_labels[k] for k in sorted(by_labels)]
+
+
+def _label(labels: tuple[tuple[str, str], ...], name: str) -> str:
+    for k, v in labels:
+        if k == name:
+            return v
+    return ""
 
 
 _OPS = {"MatchOp.Equal": "=", "MatchOp.NotEqual": "!=", "MatchOp.Re": "=~", "MatchOp.NotRe": "!~"}

@@ -14,7 +14,9 @@ class DataSource(Protocol):
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
         """Histogram slots starting in [start_ns, end_ns); at most one row per
-        (series, slot start) — rows from memory and disk of one slot are merged."""
+        (series, slot start) — rows from memory and disk of one slot are merged.
+        A source whose ``reads_by_slot_end`` is true also takes ``min_end_ns``:
+        rows whose slot ends at or before it may then be left out."""
 
     def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
         """Float samples in [start_ns, end_ns], sorted by (series, ts)."""
@@ -28,12 +30,15 @@ class LiveSource:
         self.aggregator = aggregator
         self.catalog = aggregator.catalog
 
-    def read_hist(self, series_ids, start_ns, end_ns) -> HistRows:
+    reads_by_slot_end = True   # read_hist takes min_end_ns (see DataSource)
+
+    def read_hist(self, series_ids, start_ns, end_ns, min_end_ns: int | None = None) -> HistRows:
         from collector.aggregate.merge import merge_rows
 
         ids = np.asarray(series_ids, dtype=np.uint64)
         mem, _ = self.aggregator.snapshot(ids, start_ns, end_ns)
-        disk = self.store.read_hist(ids, start_ns, end_ns)
+        disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns) if min_end_ns is not None \
+            else self.store.read_hist(ids, start_ns, end_ns)
         if not len(mem):
             return disk
         return merge_rows(HistRows.concat([disk, mem]))

@@ -53,7 +53,11 @@ class DuckDBStore:
             raise StoreError(f"cannot open the store at {path}: {e}") from e
         self._lock = threading.RLock()
         self._local = threading.local()
-        self._migrate()
+        try:
+            self._migrate()
+        except Exception:
+            self._con.close()  # leave the file free for whoever handles the error
+            raise
         self._parts: dict[str, tuple[str, int, int, int]] = {}  # name -> (kind, res, start_s, end_s)
         for name, kind, res, start, end in self._con.execute(
                 "SELECT name, kind, res, epoch(start_ts)::BIGINT, epoch(end_ts)::BIGINT FROM partitions").fetchall():
@@ -215,7 +219,11 @@ class DuckDBStore:
                 upper = lo
         return spans
 
-    def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
+    def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
+                  min_end_ns: int | None = None) -> HistRows:
+        """With ``min_end_ns``, rows whose slot ends at or before it may be left out:
+        the start bound is tightened per resolution (a 10 s row cannot end an hour
+        after it started), so a query over a short window scans only that window."""
         ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
         parts = []
         cur = self._cursor()
@@ -224,6 +232,8 @@ class DuckDBStore:
             tables = dict(self._parts)
         for res, lo_s, hi_s in coverage:
             a, b = max(start_ns, lo_s * NS), min(end_ns, hi_s * NS)
+            if min_end_ns is not None:
+                a = max(a, min_end_ns - res * NS + 1000)   # TIMESTAMP holds µs
             if a >= b:
                 continue
             names = [n for n, p in tables.items() if p[0] == "hist" and p[1] == res
