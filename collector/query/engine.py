@@ -260,7 +260,8 @@ class _Eval:
         if any(x.access != FLOAT for x in sel):
             lo = int(times.min()) - w - L.MAX_RES_NS if exact else 0
             hrows, n = L.read_hist(self.e.source, sel, lo, int(times.max()) + 1,
-                                   int(times.min()) - w if exact else None, self.e.read_cache())
+                                   int(times.min()) - w if exact else None, self.e.read_cache(),
+                                   L.rollup_resolution(times, w) if exact else None)
             self.count(n)
         arg = RangeArg([], [], [], times, w, sets)
         win = H.Window(times, w, self.q.lookback_ns, (NS / w) if func == "rate" else 1.0)

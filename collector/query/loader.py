@@ -87,9 +87,11 @@ def _per_series(rows: HistRows) -> dict[int, HistRows]:
 
 
 def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: int | None = None,
-              cache=None) -> tuple[dict[int, HistRows], int]:
+              cache=None, coarsest_res: int | None = None) -> tuple[dict[int, HistRows], int]:
     """Rows of the selected series starting in [lo_ns, hi_ns); with ``min_end_ns``,
-    rows ending at or before it are not needed (the source may skip them).
+    rows ending at or before it are not needed (the source may skip them); with
+    ``coarsest_res``, rolled-up rows up to that resolution give the same answer
+    (see ``rollup_resolution``) and the source may read them instead.
     ``cache`` (a readcache.HistReadCache) shares windowed reads between queries."""
     ids = np.array(sorted({e.sid for e in sel if e.access in (HIST, COUNT, SUM)}), np.uint64)
     if not len(ids):
@@ -97,16 +99,28 @@ def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: in
 
     def read(want):
         if min_end_ns is not None and getattr(source, "reads_by_slot_end", False):
-            return source.read_hist(want, lo_ns, hi_ns, min_end_ns=min_end_ns)
+            return source.read_hist(want, lo_ns, hi_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res)
         return source.read_hist(want, lo_ns, hi_ns)
 
     if cache is not None and min_end_ns is not None:
-        shared = cache.get((lo_ns, hi_ns, min_end_ns), read, PerSeries)
+        shared = cache.get((lo_ns, hi_ns, min_end_ns, coarsest_res), read, PerSeries)
         if shared is not None:
             out = {int(s): shared[int(s)] for s in ids.tolist() if int(s) in shared}
             return out, sum(len(r) + int(r.offsets[-1]) for r in out.values())
     rows = read(ids)
     return _per_series(rows), len(rows) + int(rows.offsets[-1])
+
+
+def rollup_resolution(times: np.ndarray, window_ns: int) -> int | None:
+    """The coarsest rollup (60 s, 3600 s) whose slots give exactly the same sums as
+    10 s slots for these windows: when the window and every evaluation time are
+    multiples of it, a slot of it ends in a window exactly when all its 10 s slots
+    do. Used only when steps are at least that far apart (else no rows are saved)."""
+    for res in (3600, 60):
+        r = res * NS
+        if window_ns % r == 0 and not (times % r).any() and (len(times) < 2 or int(np.diff(times).min()) >= r):
+            return res
+    return None
 
 
 def slot_ends(rows: HistRows, now_ns: int) -> np.ndarray:

@@ -20,7 +20,8 @@ class MemorySource:
 
     reads_by_slot_end = True
 
-    def read_hist(self, series_ids, start_ns: int, end_ns: int, min_end_ns: int | None = None) -> HistRows:
+    def read_hist(self, series_ids, start_ns: int, end_ns: int, min_end_ns: int | None = None,
+                  coarsest_res: int | None = None) -> HistRows:  # one resolution here: the hint changes nothing
         self.reads += 1
         h = self.hist
         ids = np.asarray(series_ids, dtype=np.uint64)

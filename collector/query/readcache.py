@@ -24,7 +24,7 @@ class HistReadCache:
         self.reads = 0                     # source reads made through the cache (tests)
 
     def get(self, key: tuple, read, group) -> dict[int, HistRows] | None:
-        """Rows per series for ``key`` = (lo, hi, min_end), or None when the caller
+        """Rows per series for ``key`` = (lo, hi, min_end, ...), or None when the caller
         should read its own series. ``read(ids)`` reads from the source and
         ``group(rows)`` splits rows per series."""
         got = self._rows.get(key)
@@ -34,7 +34,7 @@ class HistReadCache:
             self._asked.add(key)
             return None
         ids = self._all_ids()
-        _lo, hi, min_end = key
+        _lo, hi, min_end = key[:3]
         if len(ids) * max(1, (hi - min_end) // FINEST_RES_NS + 1) > MAX_ROWS:
             return None
         self.reads += 1

@@ -32,13 +32,13 @@ class LiveSource:
 
     reads_by_slot_end = True   # read_hist takes min_end_ns (see DataSource)
 
-    def read_hist(self, series_ids, start_ns, end_ns, min_end_ns: int | None = None) -> HistRows:
+    def read_hist(self, series_ids, start_ns, end_ns, min_end_ns: int | None = None,
+                  coarsest_res: int | None = None) -> HistRows:
         from collector.aggregate.merge import merge_rows
 
         ids = np.asarray(series_ids, dtype=np.uint64)
         mem, _ = self.aggregator.snapshot(ids, start_ns, end_ns)
-        disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns) if min_end_ns is not None \
-            else self.store.read_hist(ids, start_ns, end_ns)
+        disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res)
         if not len(mem):
             return disk
         return merge_rows(HistRows.concat([disk, mem]))

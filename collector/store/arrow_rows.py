@@ -94,14 +94,14 @@ def hist_from_arrow(t: pa.Table) -> HistRows:
     has_custom = any(b is not None for b in bounds_list)
 
     def col(name, dtype):
-        return t.column(name).to_numpy(zero_copy_only=False).astype(dtype)
+        return t.column(name).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
 
     return HistRows(
         col("series_id", np.uint64), col("ts", np.int64), col("res", np.int32), col("count", np.int64),
         np.nan_to_num(col("sum", np.float64)), col("min", np.float64), col("max", np.float64),
         offsets - base,
-        idx.values.to_numpy(zero_copy_only=False)[base:offsets[-1]].astype(np.int32),
-        cnt.values.to_numpy(zero_copy_only=False)[base:offsets[-1]].astype(np.int64),
+        idx.values.to_numpy(zero_copy_only=False)[base:offsets[-1]].astype(np.int32, copy=False),
+        cnt.values.to_numpy(zero_copy_only=False)[base:offsets[-1]].view(np.int64),  # counts < 2**63
         tuple(tuple(b) if b is not None else None for b in bounds_list) if has_custom else ())
 
 

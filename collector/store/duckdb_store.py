@@ -28,14 +28,16 @@ from collector.store.migrations import HIST_COLUMNS, MIGRATIONS, SAMPLE_COLUMNS,
 log = logging.getLogger(__name__)
 
 DAY = 86_400
-# How much time one partition table holds, per resolution (seconds).
-PARTITION_SPAN = {10: DAY, 60: 7 * DAY, 3600: 90 * DAY}
+# How much time one partition table holds, per resolution (seconds). Short enough
+# that sorting a closed one is cheap (an hour of 10 s slots), long enough to keep
+# the number of tables small.
+PARTITION_SPAN = {10: 3600, 60: DAY, 3600: 30 * DAY}
 SAMPLES_SPAN = DAY
 DEFAULT_RETENTION = Retention(by_res={10: 2 * DAY, 60: 30 * DAY, 3600: 400 * DAY}, samples=30 * DAY)
 
 
-def _fmt(ts_s: int) -> str:
-    return datetime.fromtimestamp(ts_s, timezone.utc).strftime("%Y%m%d")
+def _fmt(ts_s: int, span: int) -> str:
+    return datetime.fromtimestamp(ts_s, timezone.utc).strftime("%Y%m%d%H" if span < DAY else "%Y%m%d")
 
 
 class DuckDBStore:
@@ -58,10 +60,12 @@ class DuckDBStore:
         except Exception:
             self._con.close()  # leave the file free for whoever handles the error
             raise
-        self._parts: dict[str, tuple[str, int, int, int]] = {}  # name -> (kind, res, start_s, end_s)
-        for name, kind, res, start, end in self._con.execute(
-                "SELECT name, kind, res, epoch(start_ts)::BIGINT, epoch(end_ts)::BIGINT FROM partitions").fetchall():
-            self._parts[name] = (kind, res, start, end)
+        self._parts: dict[str, tuple[str, int, int, int, bool]] = {}  # name -> (kind, res, start_s, end_s, sorted)
+        for name, kind, res, start, end, is_sorted in self._con.execute(
+                "SELECT name, kind, res, epoch(start_ts)::BIGINT, epoch(end_ts)::BIGINT, coalesce(sorted, false) "
+                "FROM partitions").fetchall():
+            self._parts[name] = (kind, res, start, end, is_sorted)
+        self._wm = {res: self._watermark(res) for res in self.resolutions}
         self._rebuild_views()
 
     # -- schema ---------------------------------------------------------------
@@ -103,16 +107,21 @@ class DuckDBStore:
             FROM hist_all h JOIN series s USING (series_id)""")
 
     def _partition(self, kind: str, res: int, ts_s: int) -> str:
+        """The table holding ``ts_s``: an existing one (whatever span it was created
+        with, so files from older versions keep their layout), else a new one."""
+        for name, (k, r, start, end, _) in self._parts.items():
+            if k == kind and r == res and start <= ts_s < end:
+                return name
         span = PARTITION_SPAN[res] if kind == "hist" else SAMPLES_SPAN
         start = ts_s // span * span
-        name = f"hist_{res}_{_fmt(start)}" if kind == "hist" else f"samples_{_fmt(start)}"
-        if name not in self._parts:
-            cols = HIST_COLUMNS if kind == "hist" else SAMPLE_COLUMNS
-            self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
-            self._con.execute("INSERT OR REPLACE INTO partitions VALUES (?, ?, ?, to_timestamp(?), to_timestamp(?))",
-                              [name, kind, res, start, start + span])
-            self._parts[name] = (kind, res, start, start + span)
-            self._rebuild_views()
+        name = f"hist_{res}_{_fmt(start, span)}" if kind == "hist" else f"samples_{_fmt(start, span)}"
+        cols = HIST_COLUMNS if kind == "hist" else SAMPLE_COLUMNS
+        self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
+        self._con.execute("INSERT OR REPLACE INTO partitions (name, kind, res, start_ts, end_ts, sorted) "
+                          "VALUES (?, ?, ?, to_timestamp(?), to_timestamp(?), false)",
+                          [name, kind, res, start, start + span])
+        self._parts[name] = (kind, res, start, start + span, False)
+        self._rebuild_views()
         return name
 
     # -- writing --------------------------------------------------------------
@@ -163,12 +172,14 @@ class DuckDBStore:
         # One partition at a time; rows whose (series, slot) exists are merged in.
         res_ts = rows.ts // NS
         for res in np.unique(rows.res).tolist():
-            span = PARTITION_SPAN[res]
             sel_res = rows.res == res
-            for pstart in np.unique(res_ts[sel_res] // span * span).tolist():
-                sel = np.nonzero(sel_res & (res_ts // span * span == pstart))[0]
-                part = self._partition("hist", res, pstart)
-                self._upsert_hist(part, rows.take(sel))
+            # group by target table (an old-layout table may span more than PARTITION_SPAN)
+            parts = np.array([self._partition("hist", res, int(t)) for t in np.unique(res_ts[sel_res]).tolist()])
+            _, where = np.unique(res_ts[sel_res], return_inverse=True)
+            table_of_row = parts[where]
+            idx_res = np.nonzero(sel_res)[0]
+            for part in np.unique(table_of_row).tolist():
+                self._upsert_hist(part, rows.take(idx_res[table_of_row == part]))
 
     def _upsert_hist(self, part: str, rows: HistRows) -> None:
         slots = np.unique(rows.ts)
@@ -190,10 +201,10 @@ class DuckDBStore:
         self._insert(part, arrow_rows.hist_to_arrow(rows))
 
     def _write_samples(self, s: SampleRows) -> None:
-        day = s.ts // NS // SAMPLES_SPAN * SAMPLES_SPAN
-        for pstart in np.unique(day).tolist():
-            sel = day == pstart
-            part = self._partition("samples", 0, pstart)
+        secs, where = np.unique(s.ts // NS // 60 * 60, return_inverse=True)  # tables never split a minute
+        tables = np.array([self._partition("samples", 0, int(t)) for t in secs.tolist()])[where]
+        for part in np.unique(tables).tolist():
+            sel = tables == part
             self._insert(part, arrow_rows.samples_to_arrow(SampleRows(s.series_id[sel], s.ts[sel], s.value[sel])))
 
     def _insert(self, table: str, data: pa.Table) -> None:
@@ -204,31 +215,45 @@ class DuckDBStore:
             self._con.unregister("_batch")
 
     # -- reading --------------------------------------------------------------
-    def _coverage(self) -> list[tuple[int, int, int]]:
+    def _coverage(self, coarsest: int | None = None) -> list[tuple[int, int, int]]:
         """(res, from_s, to_s): each time is read from the finest resolution that
-        still holds it."""
-        spans = []
+        still holds it — or, with ``coarsest``, from the coarsest resolution up to
+        it wherever that is complete (up to its rollup watermark): a 60 s-step query
+        over a day reads minutes, not 10 s slots."""
+        spans, lows = [], {}
         upper = 2**62
         for res in self.resolutions:
             starts = [p[2] for p in self._parts.values() if p[0] == "hist" and p[1] == res]
             if not starts:
                 continue
-            lo = min(starts)
+            lo = lows[res] = min(starts)
             if lo < upper:
                 spans.append((res, lo, upper))
                 upper = lo
-        return spans
+        prefer = max((r for r in self.resolutions[1:] if coarsest is not None and r <= coarsest), default=None)
+        wm = self._wm.get(prefer) if prefer else None
+        if prefer is None or wm is None or prefer not in lows or wm <= lows[prefer]:
+            return spans
+        out = [(prefer, lows[prefer], wm)]
+        for res, lo, hi in spans:
+            if res < prefer and max(lo, wm) < hi:
+                out.append((res, max(lo, wm), hi))
+            elif res > prefer:
+                out.append((res, lo, min(hi, lows[prefer])))
+        return out
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
-                  min_end_ns: int | None = None) -> HistRows:
+                  min_end_ns: int | None = None, coarsest_res: int | None = None) -> HistRows:
         """With ``min_end_ns``, rows whose slot ends at or before it may be left out:
         the start bound is tightened per resolution (a 10 s row cannot end an hour
-        after it started), so a query over a short window scans only that window."""
+        after it started), so a query over a short window scans only that window.
+        With ``coarsest_res``, rolled-up rows up to that resolution are preferred
+        (see ``_coverage``)."""
         ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
         parts = []
         cur = self._cursor()
         with self._lock:
-            coverage = self._coverage()
+            coverage = self._coverage(coarsest_res)
             tables = dict(self._parts)
         for res, lo_s, hi_s in coverage:
             a, b = max(start_ns, lo_s * NS), min(end_ns, hi_s * NS)
@@ -273,12 +298,13 @@ class DuckDBStore:
         return int(rows[0][0]) if rows else None
 
     def maintain(self, now_ns: int) -> dict[str, int]:
-        done = {"rolled_up_rows": 0, "dropped_partitions": 0}
+        done = {"rolled_up_rows": 0, "dropped_partitions": 0, "sorted_partitions": 0}
         now_s = now_ns // NS
         with self._lock:
             for finer, coarser in zip(self.resolutions, self.resolutions[1:]):
                 done["rolled_up_rows"] += self._rollup(finer, coarser, now_s)
-            for name, (kind, res, _start, end) in list(self._parts.items()):
+            done["sorted_partitions"] = self._sort_closed(now_s)
+            for name, (kind, res, _start, end, _sorted) in list(self._parts.items()):
                 keep = self.retention.samples if kind == "samples" else self.retention.by_res.get(res, 0)
                 if end <= now_s - keep:
                     self._con.execute(f"DROP TABLE IF EXISTS {name}")
@@ -305,7 +331,8 @@ class DuckDBStore:
             wm = first // coarser * coarser
         if target <= wm:
             return 0
-        names = [n for n, p in self._parts.items() if p[0] == "hist" and p[1] == finer and p[3] > wm and p[2] < target]
+        names = [n for n, p in self._parts.items() if p[0] == "hist" and p[1] == finer and p[3] > wm
+                 and p[2] < target]
         written = 0
         for name in sorted(names):
             t = self._con.sql(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, bounds "
@@ -317,7 +344,29 @@ class DuckDBStore:
                 self._write_hist(merged)
                 written += len(merged)
         self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"rollup_{coarser}", str(target)])
+        self._wm[coarser] = target
         return written
+
+    def _sort_closed(self, now_s: int) -> int:
+        """Rewrite partitions that can no longer receive data in (series_id, ts)
+        order, once each: reads of a few series then skip most of the table."""
+        n = 0
+        for name, (kind, res, start, end, is_sorted) in list(self._parts.items()):
+            if is_sorted or end > now_s - self.retention.rollup_after:
+                continue
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                self._con.execute(f"CREATE TABLE {name}__sorted AS SELECT * FROM {name} ORDER BY series_id, ts")
+                self._con.execute(f"DROP TABLE {name}")
+                self._con.execute(f"ALTER TABLE {name}__sorted RENAME TO {name}")
+                self._con.execute("UPDATE partitions SET sorted = true WHERE name = ?", [name])
+                self._con.execute("COMMIT")
+            except Exception:
+                self._con.execute("ROLLBACK")
+                raise
+            self._parts[name] = (kind, res, start, end, True)
+            n += 1
+        return n
 
     # -- small documents --------------------------------------------------------
     def kv_put(self, namespace: str, key: str, value: dict[str, Any]) -> None:
