@@ -2,23 +2,18 @@
 loopback ports, sharing one real Aggregator, for the receiver tests."""
 from __future__ import annotations
 
-import asyncio
-import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import uvicorn
 
 from collector.aggregate import hdr
 from collector.aggregate.aggregator import Aggregator
 from collector.model import SeriesCatalog
 from collector.receiver.ingest import Ingest
-from collector.receiver.otlp_grpc import make_grpc_server
-from collector.receiver.otlp_http import make_otlp_http_app
 from collector.receiver.settings import ReceiverSettings
 from collector.selfmetrics import SelfMetrics
+from limit_servers import serve
 
 
 @dataclass
@@ -34,34 +29,8 @@ def stack():
     agg = Aggregator(SeriesCatalog())
     metrics = SelfMetrics()
     settings = ReceiverSettings(span_dimensions=("deployment.environment",))
-    ingest = Ingest(agg, settings, metrics)
-
-    app = make_otlp_http_app(agg, settings, metrics, ingest=ingest)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    http_thread = threading.Thread(target=server.run, daemon=True)
-    http_thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    http_port = server.servers[0].sockets[0].getsockname()[1]
-
-    loop = asyncio.new_event_loop()
-    loop_thread = threading.Thread(target=loop.run_forever, daemon=True)
-    loop_thread.start()
-
-    async def start_grpc():
-        srv, port = make_grpc_server(agg, settings, metrics, "127.0.0.1:0", ingest=ingest)
-        await srv.start()
-        return srv, port
-
-    grpc_server, grpc_port = asyncio.run_coroutine_threadsafe(start_grpc(), loop).result(10)
-    yield Stack(agg, metrics, f"http://127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
-    asyncio.run_coroutine_threadsafe(grpc_server.stop(None), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    loop_thread.join(5)
-    server.should_exit = True
-    http_thread.join(5)
+    with serve(Ingest(agg, settings, metrics)) as servers:
+        yield Stack(agg, metrics, servers.http_url, servers.grpc_target)
 
 
 def series_of(agg: Aggregator, metric: str, **match) -> list:
