@@ -2,7 +2,9 @@
 the server's Retry-After when it gives one."""
 from __future__ import annotations
 
+import email.utils
 import random
+import time
 from dataclasses import dataclass
 
 
@@ -22,11 +24,20 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (the HTTP-date form is rare from these APIs; treated as absent)."""
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After in seconds: delta-seconds or an HTTP-date (RFC 9110 §10.2.3),
+    which proxies in front of these APIs sometimes send. None when unreadable."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        return max(0.0, float(value.strip()))
+        return max(0.0, float(text))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
         return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))

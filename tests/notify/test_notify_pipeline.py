@@ -144,3 +144,15 @@ def test_stale_alert_is_resolved(hook, store, metrics, clock):
     clock.advance(601); n.tick()
     clock.advance(60); n.tick()
     assert [r["status"] for r in sent(hook)] == ["firing", "resolved"]
+
+
+def test_retry_after_in_seconds_and_as_http_date():
+    from alerting.notify.retry import parse_retry_after
+
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after(" 1.5 ") == 1.5
+    now = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now=now) == 30.0
+    assert parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", now=now) == 0.0  # in the past: retry now
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
