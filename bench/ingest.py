@@ -5,7 +5,12 @@ resource with 6 attributes (PERF_NOTES). Reports spans/s per server core, p99
 request latency, server RSS, and — in the same run — the decode-only figure of
 this machine, so the ratio is visible.
 
-    python -m bench.ingest [--seconds 10] [--concurrency 8]
+    python -m bench.ingest [--seconds 10] [--concurrency 8] [--processes N]
+
+With ``--processes N`` > 1 (``receivers.processes``) the server is not pinned:
+its N processes and the load generator share all cores, so the load generator
+has no core of its own. Each load thread then uses its own HTTP connection and
+gRPC channel, so that the kernel (SO_REUSEPORT) spreads them over the processes.
 """
 from __future__ import annotations
 
@@ -110,23 +115,41 @@ def _load(send, seconds: float, concurrency: int) -> tuple[float, list[float], i
     return time.perf_counter() - t0, latencies, errors[0]
 
 
-def run(seconds: float, concurrency: int, n_spans: int = 1000) -> list[dict]:
+def _rss_tree_kb(pid: int) -> int:
+    """RSS of ``pid`` and its child processes (the receiver workers)."""
+    total = _rss_kb(pid)
+    children = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):   # workers are started from a thread
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return total + sum(_rss_kb(c) for c in children)
+
+
+def run(seconds: float, concurrency: int, n_spans: int = 1000, processes: int = 1,
+        unpinned: bool = False) -> list[dict]:
     body = build_request(n_spans).SerializeToString()
     gz = gzip.compress(body, 6)
     results = [{"case": "decode only (this process)", "spans_per_s": decode_only(body)}]
     for wal in ("on", "off"):
         with tempfile.TemporaryDirectory() as d:
-            results.extend(_server_cases(Path(d), wal, body, gz, seconds, concurrency, n_spans))
+            results.extend(_server_cases(Path(d), wal, body, gz, seconds, concurrency, n_spans, processes,
+                                         unpinned))
     return results
 
 
 def _server_cases(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, concurrency: int,
-                  n_spans: int) -> list[dict]:
+                  n_spans: int, processes: int = 1, unpinned: bool = False) -> list[dict]:
     """The three transports against one server with the WAL on or off."""
-    srv = ServerProcess(d, {"aggregation": {"lateness": "10m"}, "storage": {"wal": wal}, "rules": {"files": []}},
-                        env={"TOCSIN_LOG__LEVEL": "warning"}).start()
+    cfg = {"aggregation": {"lateness": "10m"}, "storage": {"wal": wal}, "rules": {"files": []}}
+    if processes > 1:
+        cfg["receivers"] = {"processes": processes}
+    srv = ServerProcess(d, cfg, env={"TOCSIN_LOG__LEVEL": "warning"}).start()
     results = []
     try:
+        if processes > 1 or unpinned:
+            return _spread_cases(srv, wal, body, gz, seconds, concurrency, n_spans, processes)
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(srv.proc.pid, {0})  # server on core 0, load generator on core 1
             os.sched_setaffinity(0, {1})
@@ -162,12 +185,62 @@ def _server_cases(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, con
             os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     return results
 
+def _spread_cases(srv, wal: str, body: bytes, gz: bytes, seconds: float, concurrency: int, n_spans: int,
+                  processes: int) -> list[dict]:
+    """Like the cases above, unpinned, with one connection (or channel) per load thread."""
+    local = threading.local()
+    hdrs = {"Content-Type": "application/x-protobuf"}
+
+    def client() -> httpx.Client:
+        if getattr(local, "client", None) is None:
+            local.client = httpx.Client(base_url=srv.http_url, timeout=30)
+        return local.client
+
+    def export():
+        if getattr(local, "export", None) is None:
+            # a channel of its own: gRPC shares one connection between equal channels otherwise
+            channel = grpc.insecure_channel(srv.grpc, options=[("grpc.use_local_subchannel_pool", 1)])
+            local.export = channel.unary_unary(
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                request_serializer=None, response_deserializer=None)
+        return local.export
+
+    def http_plain():
+        return client().post("/v1/traces", content=body, headers=hdrs).status_code == 200
+
+    def http_gzip():
+        return client().post("/v1/traces", content=gz, headers={**hdrs, "Content-Encoding": "gzip"}
+                             ).status_code == 200
+
+    def grpc_plain():
+        export()(body, timeout=30)
+        return True
+
+    results = []
+    for name, send in (("OTLP/HTTP protobuf", http_plain), ("OTLP/HTTP protobuf + gzip", http_gzip),
+                       ("OTLP/gRPC", grpc_plain)):
+        local.__dict__.clear()
+        send()  # warm up
+        elapsed, lat, errors = _load(send, seconds, concurrency)
+        lat.sort()
+        results.append({"case": f"{name}, WAL {wal}, {processes} procs", "spans_per_s": len(lat) * n_spans / elapsed,
+                        "p50_ms": 1000 * statistics.median(lat),
+                        "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))], "errors": errors,
+                        "rss_mb": _rss_tree_kb(srv.proc.pid) / 1024})
+    return results
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--concurrency", type=int, default=8)
+    p.add_argument("--processes", type=int, default=1,
+                   help="receivers.processes; > 1: the server is not pinned to one core (see above)")
+    p.add_argument("--unpinned", action="store_true",
+                   help="as with --processes > 1 (no pinning, a connection per load thread), for a like-for-like "
+                        "baseline with --processes 1")
     args = p.parse_args(argv)
-    res = run(args.seconds, args.concurrency)
+    res = run(args.seconds, args.concurrency, processes=args.processes, unpinned=args.unpinned)
     base = res[0]["spans_per_s"]
     print(f"{'case':40} {'spans/s':>10} {'ratio':>6} {'p50 ms':>8} {'p99 ms':>8} {'RSS MB':>7} errors")
     for r in res:

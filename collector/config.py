@@ -54,6 +54,11 @@ class OtlpConfig(Strict):
 
 class ReceiversConfig(Strict):
     otlp: OtlpConfig = OtlpConfig()
+    processes: int = Field(1, ge=1, le=64, description=(
+        "Receiver processes. With N > 1, N-1 worker processes also bind the OTLP ports (SO_REUSEPORT) "
+        "and ship what they aggregate to the main process, which owns the store, queries and rules. "
+        "Rate limits and the memory limiter are then per process, and workers' self-metrics are not "
+        "in /metrics."))
 
 
 class SpanMetricsConfig(Strict):

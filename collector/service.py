@@ -25,6 +25,7 @@ from collector.selftrace import build_tracer, loops_back
 from collector.store.base import Retention
 from collector.store.duckdb_store import DuckDBStore
 from collector.wal import WriteAheadLog
+from collector.workers import SHIP_EVERY_S, WorkerPool, worker_dirs
 
 log = logging.getLogger("tocsin")
 
@@ -34,11 +35,13 @@ def _split(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _bind(listen: str) -> socket.socket:
+def _bind(listen: str, reuseport: bool = False) -> socket.socket:
     host, port = _split(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuseport:   # receivers.processes > 1: worker processes bind the same port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(1024)
     sock.setblocking(False)
@@ -119,6 +122,7 @@ class Service:
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
         self.ingest = None
+        self.workers = None   # collector.workers.WorkerPool when receivers.processes > 1
         self.addresses: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -141,8 +145,11 @@ class Service:
         async with self._flush_lock:
             if self.wal is not None:
                 # rotate + take with no await between: no request can slip in between them
-                segment = self.wal.rotate()
-                batch = dataclasses.replace(self.aggregator.take_closed(force=True), wal_segment=segment)
+                with self.workers.absorb_lock if self.workers is not None else contextlib.nullcontext():
+                    segment = self.wal.rotate()
+                    batch = dataclasses.replace(self.aggregator.take_closed(force=True), wal_segment=segment)
+                    if self.workers is not None:   # the worker WAL segments main has absorbed
+                        batch = dataclasses.replace(batch, wal_markers=self.workers.markers())
             else:
                 segment = None
                 batch = self.aggregator.take_closed(force=force)
@@ -164,6 +171,8 @@ class Service:
             span.end()
             if segment is not None:
                 self.wal.drop_through(segment)
+            if batch.wal_markers:
+                self.workers.release(batch.wal_markers)
             self.metrics.flush_duration.observe(time.perf_counter() - t0)
             self.metrics.flush_rows.labels("hist").inc(len(batch.hist))
             self.metrics.flush_rows.labels("samples").inc(len(batch.samples))
@@ -178,6 +187,8 @@ class Service:
         for rec in self.wal.replay(after=marker):
             self.ingest.replay(rec)
             n += 1
+        if self.workers is not None:
+            n += self.workers.replay()
         if n or self.wal.torn_records:
             log.info("replayed %d write-ahead log records (%d torn records skipped)", n, self.wal.torn_records)
         self.metrics.wal_replayed.inc(n)
@@ -222,10 +233,14 @@ class Service:
             raise SystemExit("rule files are invalid:\n  " + "\n  ".join(errors))
         rsettings = receiver_settings(cfg)
         self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal, tracer=self.tracer)
+        procs = cfg.receivers.processes
+        if procs > 1 or (self.wal is not None and worker_dirs(self.wal.dir)):
+            self.workers = WorkerPool(self)   # also replays worker WALs left by an earlier run
         await self._replay_wal()
-        http_sock, api_sock = _bind(cfg.receivers.otlp.http.listen), _bind(cfg.api.listen)
+        http_sock, api_sock = _bind(cfg.receivers.otlp.http.listen, reuseport=procs > 1), _bind(cfg.api.listen)
         grpc_server, grpc_port = make_grpc_server(self.aggregator, rsettings, self.metrics,
-                                                  cfg.receivers.otlp.grpc.listen, ingest=self.ingest, tokens=tokens)
+                                                  cfg.receivers.otlp.grpc.listen, ingest=self.ingest, tokens=tokens,
+                                                  reuseport=procs > 1)
         ghost, _ = _split(cfg.receivers.otlp.grpc.listen)
         self.addresses = {"otlp_grpc": f"{ghost}:{grpc_port}", "otlp_http": _fmt(http_sock), "api": _fmt(api_sock)}
         if loops_back(cfg.self_telemetry.traces_endpoint, self.addresses):
@@ -250,10 +265,16 @@ class Service:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
 
         await grpc_server.start()
+        if procs > 1:
+            await asyncio.to_thread(self.workers.start, procs - 1, self.addresses["otlp_http"],
+                                    f"[{ghost}]:{grpc_port}" if ":" in ghost else self.addresses["otlp_grpc"])
+            self.source.sync = self.workers.sync
         tasks = [asyncio.create_task(servers[0].serve(sockets=[http_sock])),
                  asyncio.create_task(servers[1].serve(sockets=[api_sock])),
                  asyncio.create_task(self._every(cfg.aggregation.flush_interval, self.flush)),
                  asyncio.create_task(self._every(cfg.storage.maintenance_interval, self._maintain))]
+        if procs > 1:
+            tasks.append(asyncio.create_task(self._every(SHIP_EVERY_S, self._ship)))
         self.notifier.start()
         self.evaluator.start()
         logging.getLogger("tocsin.listen").info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
@@ -264,8 +285,12 @@ class Service:
             s.should_exit = True
         await grpc_server.stop(grace=5)
         await asyncio.gather(*tasks[:2], return_exceptions=True)
+        if self.workers is not None:
+            await asyncio.to_thread(self.workers.stop_accepting)   # they ship their last data
         self.evaluator.stop()
         await self.flush(force=True)
+        if self.workers is not None:
+            await asyncio.to_thread(self.workers.exit)
         self.notifier.stop()
         for t in tasks[2:]:
             t.cancel()
@@ -275,6 +300,11 @@ class Service:
         if self._tracer_provider is not None:
             self._tracer_provider.shutdown()
         log.info("stopped")
+
+    async def _ship(self) -> None:
+        """Receiver workers ship what they hold, so rules and flushes see it."""
+        self.workers.check()
+        await asyncio.to_thread(self.workers.sync)
 
     def _on_sighup(self) -> None:
         errors = self.reload()

@@ -18,8 +18,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, config: dict | None = None, env: dict | None = None):
+    def __init__(self, workdir: Path, config: dict | None = None, env: dict | None = None,
+                 new_session: bool = False):
         self.workdir = Path(workdir)
+        self.new_session = new_session   # its own process group (os.killpg kills it with its workers)
         self.config = config or {}
         self.env = env or {}
         self.proc: subprocess.Popen | None = None
@@ -39,7 +41,7 @@ class ServerProcess:
         self.lines = []
         self.proc = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config", str(cfg_path)],
                                      cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True)
+                                     text=True, start_new_session=self.new_session)
         found = threading.Event()
 
         def pump():

@@ -17,6 +17,8 @@ from typing import Callable
 import numpy as np
 
 from collector.aggregate import hdr
+from collector.aggregate.slot import Slot as _Slot
+from collector.aggregate.slot import reduce as _reduce
 from collector.model import (KIND_COUNTER, KIND_CUSTOM, KIND_GAUGE, KIND_HDR, NS, HistRows, Labels,
                              SampleRows, Series, SeriesCatalog, series_id)
 from collector.store.base import WriteBatch
@@ -59,49 +61,6 @@ class AggregatorSettings:
     future_skew_seconds: int = 300     # data ending further in the future is rejected
     flush_grace_seconds: int = 2       # a slot is flushed this long after it ends
     max_series_per_metric: int = 10_000
-
-
-class _Slot:
-    """One open time slot: chunks appended by the hot path, reduced on demand."""
-
-    __slots__ = ("start", "keys", "counts", "stat_sid", "stat_sum", "stat_min", "stat_max", "custom")
-
-    def __init__(self, start: int):
-        self.start = start
-        self.keys: list[np.ndarray] = []      # local_sid * COUNTS_LEN + hdr index
-        self.counts: list[np.ndarray] = []
-        self.stat_sid: list[np.ndarray] = []
-        self.stat_sum: list[np.ndarray] = []
-        self.stat_min: list[np.ndarray] = []
-        self.stat_max: list[np.ndarray] = []
-        self.custom: dict[tuple[int, tuple], list] = {}  # (local_sid, bounds) -> [counts, sum]
-
-    def compact(self) -> None:
-        if len(self.keys) > 1:
-            k, c = _reduce(np.concatenate(self.keys), np.concatenate(self.counts))
-            self.keys, self.counts = [k], [c]
-        if len(self.stat_sid) > 1:
-            sid, s, mn, mx = _reduce_stats(self.stat_sid, self.stat_sum, self.stat_min, self.stat_max)
-            self.stat_sid, self.stat_sum, self.stat_min, self.stat_max = [sid], [s], [mn], [mx]
-
-
-def _reduce(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    u, inv = np.unique(keys, return_inverse=True)
-    out = np.zeros(len(u), np.int64)
-    np.add.at(out, inv, counts)
-    return u, out
-
-
-def _reduce_stats(sids, sums, mins, maxs):
-    sid = np.concatenate(sids)
-    u, inv = np.unique(sid, return_inverse=True)
-    s = np.zeros(len(u))
-    np.add.at(s, inv, np.concatenate(sums))
-    mn = np.full(len(u), np.inf)
-    np.minimum.at(mn, inv, np.concatenate(mins))
-    mx = np.full(len(u), -np.inf)
-    np.maximum.at(mx, inv, np.concatenate(maxs))
-    return u, s, mn, mx
 
 
 class Aggregator:
@@ -350,30 +309,40 @@ class Aggregator:
         samp = SampleRows.concat([SampleRows(*t) for t in samples])
         return WriteBatch(series=new_series, hist=hist, samples=samp)
 
-    def putback(self, batch: WriteBatch) -> None:
-        """Return a batch that could not be written, so the next flush retries it."""
+    def putback(self, batch: WriteBatch, adopt: bool = False) -> None:
+        """Return a batch that could not be written, so the next flush retries it;
+        ``adopt``: a receiver worker's batch, whose series not known here are registered."""
         with self._lock:
-            self._new_series = batch.series + self._new_series
+            series = [s for s in batch.series if (s.metric, s.labels) not in self._local] if adopt else batch.series
+            for s in series if adopt else ():
+                self.catalog.add(s)
+                self._register_known(s)
+            self._new_series = series + self._new_series
             if len(batch.samples):
                 self._samples.insert(0, (batch.samples.series_id, batch.samples.ts, batch.samples.value))
-            by_id = {sid: i for i, sid in enumerate(self._sid64)}
             h = batch.hist
-            for r in range(len(h)):
-                local = by_id[int(h.series_id[r])]
-                slot = self._slot(int(h.ts[r]))
+            if not len(h):
+                return
+            by_id = {sid: i for i, sid in enumerate(self._sid64)}
+            local = np.array([by_id[int(x)] for x in h.series_id.tolist()], np.int64)
+            custom = np.array([b is not None for b in h.bounds], bool) if h.bounds else np.zeros(len(h), bool)
+            lens = np.diff(h.offsets)
+            for start in np.unique(h.ts[~custom]).tolist():   # HDR rows: one chunk per slot
+                rows = np.nonzero((h.ts == start) & ~custom)[0]
+                part = h.take(rows)
+                slot = self._slot(int(start))
+                slot.keys.append(np.repeat(local[rows], lens[rows]) * hdr.COUNTS_LEN + part.idx.astype(np.int64))
+                slot.counts.append(part.cnt)
+                slot.stat_sid.append(local[rows])
+                slot.stat_sum.append(part.sum)
+                slot.stat_min.append(np.nan_to_num(part.min, nan=np.inf))
+                slot.stat_max.append(np.nan_to_num(part.max, nan=-np.inf))
+            for r in np.nonzero(custom)[0].tolist():             # explicit-bucket rows keep their bounds
                 a, b = h.offsets[r], h.offsets[r + 1]
-                bounds = h.row_bounds(r)
-                if bounds is None:
-                    slot.keys.append(local * hdr.COUNTS_LEN + h.idx[a:b].astype(np.int64))
-                    slot.counts.append(h.cnt[a:b])
-                    slot.stat_sid.append(np.array([local]))
-                    slot.stat_sum.append(h.sum[r:r + 1])
-                    slot.stat_min.append(h.min[r:r + 1])
-                    slot.stat_max.append(h.max[r:r + 1])
-                else:
-                    entry = slot.custom.setdefault((local, bounds), [np.zeros(b - a, np.int64), 0.0])
-                    entry[0] = entry[0] + h.cnt[a:b]
-                    entry[1] += float(h.sum[r])
+                entry = self._slot(int(h.ts[r])).custom.setdefault((int(local[r]), h.bounds[r]),
+                                                                   [np.zeros(b - a, np.int64), 0.0])
+                entry[0] = entry[0] + h.cnt[a:b]
+                entry[1] += float(h.sum[r])
 
     def snapshot(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> tuple[HistRows, SampleRows]:
         """What is still in memory for these series: slots starting in

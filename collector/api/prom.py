@@ -154,6 +154,9 @@ def routes(ctx) -> list[Route]:
             observe("query_range", t0)
 
     def _selected(p: _Params):
+        before = getattr(getattr(ctx, "source", None), "before_query", None)
+        if before is not None:   # receiver workers ship their new series (read your writes)
+            before()
         matches = p.getlist("match[]")
         if not matches:
             return index.all()

@@ -126,6 +126,9 @@ class Engine:
             raise BadData(f"invalid parameter \"query\": {e}") from None
         except BaseException as e:  # the Rust parser panics on some inputs
             raise BadData(f"invalid parameter \"query\": cannot parse {expr!r}: {e}") from None
+        before = getattr(self.source, "before_query", None)
+        if before is not None:   # receiver workers ship what they hold (read your writes)
+            before()
         lb = self.lookback_s if lookback_s is None else lookback_s
         now = self.clock()
         q = _Query(int(T[0]), int(T[-1]), int(lb * NS), now + self.timeout_s, self.max_samples,

@@ -29,6 +29,11 @@ class LiveSource:
         self.store = store
         self.aggregator = aggregator
         self.catalog = aggregator.catalog
+        self.sync = None   # receiver workers: called once per query, before it reads (read your writes)
+
+    def before_query(self) -> None:
+        if self.sync is not None:
+            self.sync()
 
     reads_by_slot_end = True   # read_hist takes min_end_ns (see DataSource)
 

@@ -73,13 +73,16 @@ def _handler(signal: str, ingest: Ingest, metrics: SelfMetrics, tokens: Tokens |
 
 
 def make_grpc_server(aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics, listen: str,
-                     ingest: Ingest | None = None, tokens: Tokens | None = None) -> tuple[grpc.aio.Server, int]:
+                     ingest: Ingest | None = None, tokens: Tokens | None = None,
+                     reuseport: bool = False) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server bound to ``listen`` (``host:port``; port 0 picks one) and
     the port it got. Call it from the event loop that will run it, then
     ``await server.start()``."""
     ingest = ingest or Ingest(aggregator, settings, metrics)
     opts = [("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024)]
+    if reuseport:   # receivers.processes > 1: worker processes bind the same port
+        opts.append(("grpc.so_reuseport", 1))
     server = grpc.aio.server(options=opts)
     handlers = [grpc.method_handlers_generic_handler(service, {"Export": _handler(signal, ingest, metrics, tokens)})
                 for signal, service in _SERVICES.items()]

@@ -23,6 +23,8 @@ class WriteBatch:
     hist: HistRows = field(default_factory=HistRows.empty)
     samples: SampleRows = field(default_factory=SampleRows.empty)
     wal_segment: int | None = None  # every WAL segment up to this one is in the batch (or earlier ones)
+    # the same for other WALs (receiver worker processes): name -> segment
+    wal_markers: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ class Store(Protocol):
         """Persist a batch. Histogram rows whose (series, slot) already exists are
         merged into it, so late data and repeated flushes never double a row."""
 
-    def wal_marker(self) -> int:
-        """The last write-ahead-log segment whose data the store holds (0: none)."""
+    def wal_marker(self, name: str | None = None) -> int:
+        """The last write-ahead-log segment whose data the store holds (0: none);
+        ``name``: that of another WAL (``WriteBatch.wal_markers``)."""
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
         """Rows of the given series whose slot starts in [start_ns, end_ns), each

@@ -142,14 +142,17 @@ class DuckDBStore:
                     self._write_samples(batch.samples)
                 if batch.wal_segment is not None:
                     self._con.execute("INSERT OR REPLACE INTO meta VALUES ('wal_segment', ?)", [str(batch.wal_segment)])
+                for name, seg in batch.wal_markers.items():
+                    self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"wal_segment:{name}", str(seg)])
                 self._con.execute("COMMIT")
             except Exception:
                 self._con.execute("ROLLBACK")
                 raise
 
-    def wal_marker(self) -> int:
+    def wal_marker(self, name: str | None = None) -> int:
+        key = "wal_segment" if name is None else f"wal_segment:{name}"
         with self._lock:
-            rows = self._con.execute("SELECT value FROM meta WHERE key = 'wal_segment'").fetchall()
+            rows = self._con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
         return int(rows[0][0]) if rows else 0
 
     def _write_series(self, series: list[Series]) -> None:
