@@ -24,7 +24,7 @@ def _serve(args: argparse.Namespace) -> int:
     from collector.service import Service
 
     try:
-        service = Service(config)
+        service = Service(config, config_path=path)
     except StoreError as e:
         print(f"tocsin: {e}", file=sys.stderr)
         return 2

@@ -86,7 +86,7 @@ class _Server(uvicorn.Server):
 
 
 class Service:
-    def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns):
+    def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns, config_path: str | None = None):
         from alerting.evaluate.manager import RuleManager
         from alerting.notify.notifier import Notifier
         from collector.query.engine import Engine
@@ -116,12 +116,14 @@ class Service:
                              timeout_s=q.timeout, clock=lambda: self.clock() / NS)
         self.notifier = Notifier(config.notify, self.store, self.metrics, clock=lambda: self.clock() / NS)
         self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
-                                     notify=self.notifier.submit, metrics=self.metrics,
+                                     notify=lambda alerts: self.notifier.submit(alerts), metrics=self.metrics,
                                      clock=lambda: self.clock() / NS, external_url=config.api.external_url,
                                      default_interval=config.rules.evaluation_interval)
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
         self.ingest = None
+        self.config_path = config_path
+        self._notifier_running = False
         self.workers = None   # collector.workers.WorkerPool when receivers.processes > 1
         self.addresses: dict[str, str] = {}
         self._stop = asyncio.Event()
@@ -134,8 +136,36 @@ class Service:
                                        np.array([int(t * NS)], np.int64), np.array([value]), check_time=False)
 
     def reload(self) -> list[str]:
-        """Reload rule files; all or nothing. Returns the errors (empty on success)."""
-        return self.evaluator.load(self.config.rules.files)
+        """Re-read the config file's `rules` and `notify` sections and the rule files,
+        all or nothing: everything that can fail (the file, secrets, notifier clients,
+        rule files) is done before anything live changes. Returns the errors.
+        Other sections (listeners, storage, ...) take effect at the next start."""
+        from alerting.notify.notifier import Notifier
+        from collector.config import ConfigError, load_config
+
+        config = self.config
+        if self.config_path:
+            try:
+                config = load_config(self.config_path)
+            except ConfigError as e:
+                return [f"{e.source}: {err}" for err in e.errors]
+        notifier = None
+        if config.notify != self.config.notify:
+            try:
+                notifier = Notifier(config.notify, self.store, self.metrics, clock=lambda: self.clock() / NS)
+            except Exception as e:  # a missing secret, a bad client setting: keep the running notifier
+                return [f"notify: {e}"]
+        errors = self.evaluator.load(config.rules.files)
+        if errors:
+            return errors
+        if notifier is not None:
+            old, self.notifier = self.notifier, notifier
+            if self._notifier_running:
+                old.stop()
+                notifier.start()
+            log.info("notification receivers and routes reloaded")
+        self.config = self.config.model_copy(update={"rules": config.rules, "notify": config.notify})
+        return []
 
     # -- background work ------------------------------------------------------
     async def flush(self, force: bool = False) -> None:
@@ -276,6 +306,7 @@ class Service:
         if procs > 1:
             tasks.append(asyncio.create_task(self._every(SHIP_EVERY_S, self._ship)))
         self.notifier.start()
+        self._notifier_running = True
         self.evaluator.start()
         logging.getLogger("tocsin.listen").info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
         await self._stop.wait()
@@ -307,11 +338,14 @@ class Service:
         await asyncio.to_thread(self.workers.sync)
 
     def _on_sighup(self) -> None:
+        asyncio.get_running_loop().run_in_executor(None, self._reload_and_log)  # reload blocks: not on the loop
+
+    def _reload_and_log(self) -> None:
         errors = self.reload()
         if errors:
-            log.error("reload failed, keeping the previous rules:\n  %s", "\n  ".join(errors))
+            log.error("reload failed, keeping the previous rules and notifications:\n  %s", "\n  ".join(errors))
         else:
-            log.info("rules reloaded")
+            log.info("rules and notifications reloaded")
 
     def stop(self) -> None:
         self._stop.set()
