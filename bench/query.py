@@ -28,7 +28,7 @@ from collector.model import NS, SeriesCatalog
 from collector.query.engine import Engine
 from collector.query.source import LiveSource
 from collector.store.base import Retention
-from collector.store.duckdb_store import DAY, DEFAULT_RETENTION, DuckDBStore
+from collector.store.duckdb_store import DEFAULT_RETENTION, DuckDBStore
 
 # 2025-01-02 00:05 UTC: the data ends 5 minutes into a day.
 END_S = 1_735_776_000 + 300

@@ -8,14 +8,14 @@ import glob
 import os
 import re
 
-import promql_parser
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from alerting.rules import template
-from collector.durations import DurationError, parse_duration
+from alerting.rules.exprcheck import check_expr
 from alerting.rules.spec import (DEFAULT_INTERVAL, DEFAULT_LATENCY_METRIC, NO_DATA_MODES, GroupSpec,
                                  LatencySpec, Pos, RuleSpec, SloSpec)
+from collector.durations import DurationError, parse_duration
 
 GROUP_KEYS = ("name", "interval", "limit", "labels", "rules")
 RULE_KEYS = ("alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations", "latency", "slo")
@@ -128,39 +128,6 @@ def _string_map(ctx, node, key, *, templates: bool) -> dict:
                 ctx.err(p, f'{key}: template "{k}": {problem}')
         out[str(k)] = v
     return out
-
-
-def check_expr(expr) -> str | None:
-    if not isinstance(expr, str) or not expr.strip():
-        return "expr must be a non-empty PromQL string"
-    try:
-        e = promql_parser.parse(expr)
-    except (ValueError, TypeError) as ex:
-        return f"could not parse expression: {ex}" + _bracket_hint(expr)
-    if isinstance(e, promql_parser.StringLiteral):
-        return "expression returns a string; a rule needs a vector (or a number)"
-    return None
-
-
-def _bracket_hint(expr: str) -> str:
-    """promql_parser often has no position: point at the first unbalanced bracket."""
-    stack, quote = [], None
-    for i, c in enumerate(expr):
-        if quote:
-            if c == quote and expr[i - 1] != "\\":
-                quote = None
-        elif c in "\"'`":
-            quote = c
-        elif c in "([{":
-            stack.append((c, i))
-        elif c in ")]}":
-            if not stack or "([{"[")]}".index(c)] != stack[-1][0]:
-                return f" (unmatched {c!r} at column {i + 1} of the expression)"
-            stack.pop()
-    if stack:
-        c, i = stack[-1]
-        return f" (unclosed {c!r} at column {i + 1} of the expression)"
-    return ""
 
 
 def _label_list(ctx, node, key) -> tuple:

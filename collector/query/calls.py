@@ -10,7 +10,7 @@ from collector.query import hist as H
 from collector.query import rangefuncs as R
 from collector.query.errors import BadData
 from collector.query.selectors import selector_matchers
-from collector.query.values import Scalar, String, Vec, drop_name
+from collector.query.values import Scalar, Vec, drop_name
 
 _HIST_FUNCS = {"histogram_quantile", "histogram_count", "histogram_sum", "histogram_avg", "histogram_fraction"}
 _DATE_FUNCS = {"minute", "hour", "month", "year", "day_of_month", "day_of_week", "day_of_year", "days_in_month"}

@@ -19,14 +19,12 @@ import promql_parser
 from collector.model import NS
 from collector.query import aggregate as A
 from collector.query import binop as B
-from collector.query import functions as F
 from collector.query import hist as H
 from collector.query import loader as L
-from collector.query import rangefuncs as R
-from collector.query.errors import BadData, QueryError, Timeout, Unprocessable
+from collector.query.errors import BadData, Timeout, Unprocessable
 from collector.query.readcache import HistReadCache
 from collector.query.result import Result, build_result
-from collector.query.selectors import COUNT, FLOAT, HIST, SUM, SeriesIndex, selector_matchers
+from collector.query.selectors import FLOAT, HIST, SeriesIndex, selector_matchers
 from collector.query.values import RangeArg, Scalar, String, Vec, drop_name
 
 MS = 1_000_000
