@@ -12,7 +12,8 @@ from collector.query.errors import BadData
 from collector.query.selectors import selector_matchers
 from collector.query.values import Scalar, Vec, drop_name
 
-_HIST_FUNCS = {"histogram_quantile", "histogram_count", "histogram_sum", "histogram_avg", "histogram_fraction"}
+_HIST_FUNCS = {"histogram_quantile", "histogram_count", "histogram_sum", "histogram_avg", "histogram_fraction",
+               "histogram_stddev", "histogram_stdvar"}
 _DATE_FUNCS = {"minute", "hour", "month", "year", "day_of_month", "day_of_week", "day_of_year", "days_in_month"}
 _RANGE_KINDS = ("MatrixSelector", "SubqueryExpr")
 
@@ -75,6 +76,10 @@ def call(ev, node, T):
     if name in ("sort", "sort_desc"):
         v = _vec(ev, args[0], T, name)
         return Vec(v.labels, v.vals, v.mask, v.hists, v.ts, "asc" if name == "sort" else "desc")
+    if name in ("sort_by_label", "sort_by_label_desc"):
+        v = _vec(ev, args[0], T, name)
+        names = tuple(_string(a, name) for a in args[1:])
+        return Vec(v.labels, v.vals, v.mask, v.hists, v.ts, ("label", names, name.endswith("_desc")))
     if name == "absent":
         v = _vec(ev, args[0], T, name)
         present = v.mask.any(axis=0) if len(v.labels) else np.zeros(len(T), bool)

@@ -197,6 +197,10 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
                 r = m.sum / m.count
         elif name == "histogram_fraction":
             r = H.fraction(m, args[0].vals, args[1].vals)
+        elif name == "histogram_stdvar":
+            r = H.variance(m)
+        elif name == "histogram_stddev":
+            r = np.sqrt(H.variance(m))
         else:
             raise BadData(f"function {name}() is not supported")
         labels.append(drop_name(h.labels))

@@ -109,10 +109,10 @@ def _stdvar(x):
 
 RANGE_FUNCS = {"rate", "increase", "delta", "irate", "idelta", "resets", "changes", "deriv", "predict_linear",
                "avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time",
-               "last_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time",
+               "last_over_time", "first_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time",
                "present_over_time", "mad_over_time", "absent_over_time"}
 
-KEEP_NAME = {"last_over_time"}
+KEEP_NAME = {"last_over_time", "first_over_time"}
 
 
 def eval_float(func: str, fd: FloatData, T: np.ndarray, w_ns: int, params: list) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +154,8 @@ def eval_float(func: str, fd: FloatData, T: np.ndarray, w_ns: int, params: list)
         return np.ones(len(T)), has
     if func == "last_over_time":
         return v[np.maximum(e - 1, 0)] if len(v) else np.full(len(T), np.nan), has
+    if func == "first_over_time":
+        return v[np.minimum(b, len(v) - 1)] if len(v) else np.full(len(T), np.nan), has
     if func in ("sum_over_time", "avg_over_time"):
         if len(v) == 0:
             return np.full(len(T), np.nan), has

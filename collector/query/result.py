@@ -35,6 +35,10 @@ class Result:
 
 def _sorted_rows(v: Vec, s: int | None) -> list[int]:
     rows = list(range(len(v.labels)))
+    if isinstance(v.sort, tuple):  # sort_by_label: by the named labels, then all labels (as Prometheus)
+        _, names, desc = v.sort
+        return sorted(rows, key=lambda i: ([v.labels[i].get(n, "") for n in names], lkey(v.labels[i])),
+                      reverse=desc)
     if v.sort and s is not None:
         return sorted(rows, key=lambda i: v.vals[i, s], reverse=v.sort == "desc")
     return sorted(rows, key=lambda i: lkey(v.labels[i]))

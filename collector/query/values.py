@@ -36,7 +36,7 @@ class Vec:
     mask: np.ndarray   # (n, S) bool
     hists: list[HSeries] = field(default_factory=list)
     ts: np.ndarray | None = None  # sample timestamps (ns), for timestamp() of a selector
-    sort: str | None = None       # "asc" / "desc" from sort()/sort_desc()
+    sort: str | tuple | None = None  # "asc" / "desc" (sort, sort_desc); ("label", names, desc) (sort_by_label)
 
     @staticmethod
     def empty(S: int) -> "Vec":
