@@ -28,6 +28,7 @@ from collector.wal import WriteAheadLog
 from collector.workers import SHIP_EVERY_S, WorkerPool, worker_dirs
 
 log = logging.getLogger("tocsin")
+TEMPORALITY = "temporality"  # store namespace of the receivers' cumulative/delta conversion state
 
 
 def _split(listen: str) -> tuple[str, int]:
@@ -122,6 +123,7 @@ class Service:
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
         self.ingest = None
+        self._unsaved_state: dict[str, dict] = {}  # temporality documents of a flush that failed
         self.config_path = config_path
         self._notifier_running = False
         self.workers = None   # collector.workers.WorkerPool when receivers.processes > 1
@@ -183,7 +185,10 @@ class Service:
             else:
                 segment = None
                 batch = self.aggregator.take_closed(force=force)
-            if not (batch.series or len(batch.hist) or len(batch.samples) or segment):
+            if self.ingest is not None:  # temporality state as of this take, in the same transaction
+                docs = {**self._unsaved_state, **self.ingest.take_temporality()}
+                batch = dataclasses.replace(batch, documents={TEMPORALITY: docs} if docs else {})
+            if not (batch.series or len(batch.hist) or len(batch.samples) or segment or batch.documents):
                 return
             t0 = time.perf_counter()
             span = self.tracer.start_span("tocsin.flush", attributes={
@@ -195,10 +200,12 @@ class Service:
                 log.exception("flush failed; the batch stays in memory and is retried")
                 self.metrics.flush_failures.inc()
                 self.aggregator.putback(batch)
+                self._unsaved_state = batch.documents.get(TEMPORALITY, {})
                 span.set_status(StatusCode.ERROR)
                 span.end()
                 return
             span.end()
+            self._unsaved_state = {}
             if segment is not None:
                 self.wal.drop_through(segment)
             if batch.wal_markers:
@@ -263,6 +270,7 @@ class Service:
             raise SystemExit("rule files are invalid:\n  " + "\n  ".join(errors))
         rsettings = receiver_settings(cfg)
         self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal, tracer=self.tracer)
+        self.ingest.restore_temporality(self.store.kv_list(TEMPORALITY))
         procs = cfg.receivers.processes
         if procs > 1 or (self.wal is not None and worker_dirs(self.wal.dir)):
             self.workers = WorkerPool(self)   # also replays worker WALs left by an earlier run

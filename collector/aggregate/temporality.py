@@ -54,6 +54,22 @@ class CumulativeToDelta(Generic[P]):
         self._max = max_series
         self._last: OrderedDict[Hashable, tuple[int, int, P]] = OrderedDict()
         self._lock = threading.Lock()
+        self._dirty: set = set()
+
+    def take_changed(self) -> dict:
+        """The state of every series changed since the last call (to persist)."""
+        with self._lock:
+            out = {k: self._last[k] for k in self._dirty if k in self._last}
+            self._dirty = set()
+        return out
+
+    def restore(self, state: dict) -> None:
+        """Load persisted state (at start, before any point arrives)."""
+        with self._lock:
+            for k, v in state.items():
+                self._last[k] = v
+                if len(self._last) > self._max:
+                    self._last.popitem(last=False)
 
     def delta(self, key: Hashable, start_ns: int, time_ns: int, point: P, now_ns: int) -> P | None:
         """The delta this cumulative point adds, or None when it adds nothing
@@ -64,6 +80,7 @@ class CumulativeToDelta(Generic[P]):
                 return None  # a retry or an older point: already counted
             self._last[key] = (start_ns, time_ns, point)
             self._last.move_to_end(key)
+            self._dirty.add(key)
             if len(self._last) > self._max:
                 self._last.popitem(last=False)
         if prev is None:
@@ -85,12 +102,24 @@ class DeltaToCumulative:
         self._max = max_series
         self._totals: OrderedDict[Hashable, float] = OrderedDict()
         self._lock = threading.Lock()
+        self._dirty: set = set()
+
+    def take_changed(self) -> dict:
+        with self._lock:
+            out = {k: self._totals[k] for k in self._dirty if k in self._totals}
+            self._dirty = set()
+        return out
+
+    def restore(self, state: dict) -> None:
+        with self._lock:
+            self._totals.update(state)
 
     def add(self, key: Hashable, value: float) -> float:
         with self._lock:
             total = self._totals.get(key, 0.0) + value
             self._totals[key] = total
             self._totals.move_to_end(key)
+            self._dirty.add(key)
             if len(self._totals) > self._max:
                 self._totals.popitem(last=False)
             return total

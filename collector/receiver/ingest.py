@@ -4,6 +4,10 @@ OTLP/gRPC both call it, so they cannot diverge. One instance per service: it
 holds the temporality state, so both transports should share it."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import pickle
+
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -93,6 +97,28 @@ class Ingest:
             outcome = extract_logs(request, self.settings)
         self._count(outcome)
         return outcome.response
+
+    def take_temporality(self) -> dict[str, dict]:
+        """Cumulative→delta baselines and delta→cumulative totals changed since the
+        last call, as store documents. The flusher writes them in the same
+        transaction as the data and the WAL marker, so after a restart (and WAL
+        replay) every series continues from exactly where it was."""
+        docs = {}
+        for tenant, (_, mx) in self._extractors.items():
+            for (part, key), value in mx.take_changed_state().items():
+                ident = pickle.dumps((tenant, part, key))
+                docs[hashlib.sha1(ident).hexdigest()] = {
+                    "state": base64.b64encode(pickle.dumps((tenant, part, key, value))).decode()}
+        return docs
+
+    def restore_temporality(self, docs: dict[str, dict]) -> None:
+        """Load what ``take_temporality`` saved (the store is Tocsin's own file)."""
+        by_tenant: dict = {}
+        for doc in docs.values():
+            tenant, part, key, value = pickle.loads(base64.b64decode(doc["state"]))
+            by_tenant.setdefault(tenant, {})[(part, key)] = value
+        for tenant, state in by_tenant.items():
+            self._for(tenant)[1].restore_state(state)
 
     def label_of(self, tenant: str | None) -> str | None:
         """The tenant label for a request authenticated as ``tenant``: only when

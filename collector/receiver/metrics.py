@@ -55,6 +55,15 @@ class MetricExtractor:
         self._hist = CumulativeToDelta(subtract_explicit, lateness)
         self._expo = CumulativeToDelta(expo.subtract, lateness)
         self._sums = DeltaToCumulative()
+        self._state = {"hist": self._hist, "expo": self._expo, "sums": self._sums}
+
+    def take_changed_state(self) -> dict:
+        """Temporality state changed since the last call, {(part, series key): state}."""
+        return {(part, k): v for part, conv in self._state.items() for k, v in conv.take_changed().items()}
+
+    def restore_state(self, state: dict) -> None:
+        for part, conv in self._state.items():
+            conv.restore({k: v for (p, k), v in state.items() if p == part})
 
     def extract(self, request) -> Outcome:
         received = 0

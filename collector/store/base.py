@@ -22,6 +22,7 @@ class WriteBatch:
     series: list[Series] = field(default_factory=list)
     hist: HistRows = field(default_factory=HistRows.empty)
     samples: SampleRows = field(default_factory=SampleRows.empty)
+    documents: dict[str, dict[str, dict]] = field(default_factory=dict)  # kv namespace -> key -> document
     wal_segment: int | None = None  # every WAL segment up to this one is in the batch (or earlier ones)
     # the same for other WALs (receiver worker processes): name -> segment
     wal_markers: dict[str, int] = field(default_factory=dict)

@@ -139,6 +139,8 @@ class DuckDBStore(Maintenance):
                     self._write_series(batch.series)
                 if len(batch.hist):
                     self._write_hist(batch.hist)
+                for namespace, items in batch.documents.items():
+                    self.kv_put_many(namespace, items)
                 if len(batch.samples):
                     self._write_samples(batch.samples)
                 if batch.wal_segment is not None:
