@@ -114,11 +114,11 @@ class Service:
         self.source = LiveSource(self.store, self.aggregator)
         q = config.query
         self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
-                             timeout_s=q.timeout, clock=lambda: self.clock() / NS)
-        self.notifier = Notifier(config.notify, self.store, self.metrics, clock=lambda: self.clock() / NS)
+                             timeout_s=q.timeout, clock=self.now_s)
+        self.notifier = Notifier(config.notify, self.store, self.metrics, clock=self.now_s)
         self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
                                      notify=lambda alerts: self.notifier.submit(alerts), metrics=self.metrics,
-                                     clock=lambda: self.clock() / NS, external_url=config.api.external_url,
+                                     clock=self.now_s, external_url=config.api.external_url,
                                      default_interval=config.rules.evaluation_interval)
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
@@ -130,6 +130,10 @@ class Service:
         self.addresses: dict[str, str] = {}
         self._stop = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+
+    def now_s(self) -> float:
+        """The service clock in seconds (engine, evaluator and notifier use it)."""
+        return self.clock() / NS
 
     # -- called by the evaluator ----------------------------------------------
     def record_sample(self, metric: str, labels: dict[str, str], t: float, value: float) -> None:
@@ -154,7 +158,7 @@ class Service:
         notifier = None
         if config.notify != self.config.notify:
             try:
-                notifier = Notifier(config.notify, self.store, self.metrics, clock=lambda: self.clock() / NS)
+                notifier = Notifier(config.notify, self.store, self.metrics, clock=self.now_s)
             except Exception as e:  # a missing secret, a bad client setting: keep the running notifier
                 return [f"notify: {e}"]
         errors = self.evaluator.load(config.rules.files)
