@@ -115,6 +115,12 @@ def routes(ctx) -> list[Route]:
         if metrics is not None:
             metrics.query_duration.labels(endpoint=endpoint).observe(time.perf_counter() - t0)
 
+    def required(p: _Params, name: str, what: str | None = None) -> str:
+        value = p.get(name)
+        if not value:
+            raise BadData(f"invalid parameter \"{name}\": missing {what or name}")
+        return value
+
     def lookback(p: _Params):
         lb = p.get("lookback_delta")
         return parse_duration(lb, "lookback_delta") if lb else None
@@ -123,9 +129,7 @@ def routes(ctx) -> list[Route]:
         t0 = time.perf_counter()
         try:
             p = await _params(request)
-            expr = p.get("query")
-            if not expr:
-                raise BadData("invalid parameter \"query\": missing query")
+            expr = required(p, "query")
             t = parse_time(p.get("time"), "time") if p.get("time") else now()
             res = await run_in_threadpool(engine.instant, expr, t, lookback(p))
             return _ok(res.to_json())
@@ -138,14 +142,9 @@ def routes(ctx) -> list[Route]:
         t0 = time.perf_counter()
         try:
             p = await _params(request)
-            expr = p.get("query")
-            if not expr:
-                raise BadData("invalid parameter \"query\": missing query")
-            for name in ("start", "end", "step"):
-                if not p.get(name):
-                    raise BadData(f"invalid parameter \"{name}\": missing {name}")
-            start, end = parse_time(p.get("start"), "start"), parse_time(p.get("end"), "end")
-            step = parse_duration(p.get("step"), "step")
+            expr = required(p, "query")
+            start, end = parse_time(required(p, "start"), "start"), parse_time(required(p, "end"), "end")
+            step = parse_duration(required(p, "step"), "step")
             res = await run_in_threadpool(engine.range, expr, start, end, step, lookback(p))
             return _ok(res.to_json())
         except QueryError as e:

@@ -162,7 +162,12 @@ class MetricExtractor:
                 np.array(ts, np.int64), np.array(values, np.float64), unit=unit, help=m.description))
 
     # -- histograms -----------------------------------------------------------
-    def _common_checks(self, dp, result: RecordResult) -> bool:
+    def _usable(self, dp, result: RecordResult) -> bool:
+        """Whether a histogram point should be recorded; a point flagged as having no
+        recorded value counts as accepted, an invalid one is rejected with its reason."""
+        if dp.flags & NO_RECORDED_VALUE:
+            result.accepted += 1
+            return False
         if not dp.time_unix_nano or dp.time_unix_nano > MAX_NS:
             result.reject(R_FUTURE if dp.time_unix_nano else R_TIME)
             return False
@@ -182,10 +187,7 @@ class MetricExtractor:
         name, factor, unit = metric_name(m.name, m.unit, False, False)
         cumulative = h.aggregation_temporality != DELTA
         for dp in h.data_points:
-            if dp.flags & NO_RECORDED_VALUE:
-                result.accepted += 1
-                continue
-            if not self._common_checks(dp, result):
+            if not self._usable(dp, result):
                 continue
             bounds = tuple(dp.explicit_bounds)
             if sum(dp.bucket_counts) >= MAX_COUNT:
@@ -221,10 +223,7 @@ class MetricExtractor:
         name, factor, unit = metric_name(m.name, m.unit, False, False)
         cumulative = h.aggregation_temporality != DELTA
         for dp in h.data_points:
-            if dp.flags & NO_RECORDED_VALUE:
-                result.accepted += 1
-                continue
-            if not self._common_checks(dp, result):
+            if not self._usable(dp, result):
                 continue
             if not expo.MIN_SCALE <= dp.scale <= expo.MAX_SCALE:
                 result.reject(R_SCALE)
