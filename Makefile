@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
+# Test files run in parallel (pytest-xdist): most end-to-end time is waiting on real clocks.
+JOBS   ?= 4
 STAMP   = $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 # glibc keeps freed decode buffers instead of returning them per request (PERF_NOTES: 2-3x on ingest).
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
@@ -20,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/tocsin serve --config tocsin.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -7,83 +7,26 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import socket
 import time
 from typing import Callable
 
 import numpy as np
-import uvicorn
 from opentelemetry.trace import StatusCode
 
-from collector.aggregate.aggregator import Aggregator, AggregatorSettings
+from collector import assemble
+from collector.aggregate.aggregator import Aggregator
 from collector.config import Config
 from collector.model import KIND_GAUGE, NS, SeriesCatalog, make_labels
 from collector.query.source import LiveSource
 from collector import __version__
 from collector.selfmetrics import SelfMetrics
 from collector.selftrace import build_tracer, loops_back
-from collector.store.base import Retention
 from collector.store.duckdb_store import DuckDBStore
 from collector.wal import WriteAheadLog
 from collector.workers import SHIP_EVERY_S, WorkerPool, worker_dirs
 
 log = logging.getLogger("tocsin")
 TEMPORALITY = "temporality"  # store namespace of the receivers' cumulative/delta conversion state
-
-
-def _split(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def _bind(listen: str, reuseport: bool = False) -> socket.socket:
-    host, port = _split(listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuseport:   # receivers.processes > 1: worker processes bind the same port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-def _fmt(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def receiver_settings(cfg: Config):
-    from collector.receiver.limits import LimitSettings
-    from collector.receiver.settings import ReceiverSettings
-
-    otlp, lim = cfg.receivers.otlp, cfg.limits
-    return ReceiverSettings(max_request_bytes=otlp.http.max_request_bytes,
-                            max_decompressed_bytes=otlp.http.max_decompressed_bytes,
-                            max_items_per_request=otlp.max_items_per_request,
-                            max_attribute_length=otlp.max_attribute_length,
-                            grpc_max_message_bytes=otlp.grpc.max_message_bytes,
-                            span_dimensions=tuple(cfg.spanmetrics.dimensions),
-                            tenant_label=bool(cfg.auth.ingest_tokens),
-                            limits=LimitSettings(spans_per_second=lim.rate.spans_per_second,
-                                                 data_points_per_second=lim.rate.data_points_per_second,
-                                                 burst_seconds=lim.rate.burst_seconds,
-                                                 max_concurrent_requests=lim.max_concurrent_requests,
-                                                 soft_limit_mib=lim.memory.soft_limit_mib,
-                                                 hard_limit_mib=lim.memory.hard_limit_mib,
-                                                 retry_after_seconds=lim.retry_after))
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the service owns the signals."""
-
-    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
-        pass
-
-    @contextlib.contextmanager
-    def capture_signals(self):  # uvicorn >= 0.29
-        yield
 
 
 class Service:
@@ -96,21 +39,12 @@ class Service:
         self.clock = clock
         self.metrics = SelfMetrics()
         st = config.storage
-        retention = Retention(by_res={int(config.aggregation.slot): int(st.retention.raw), 60: int(st.retention.minute),
-                                      3600: int(st.retention.hour)},
-                              samples=int(st.retention.samples),
-                              rollup_after=int(config.aggregation.lateness + 2 * config.aggregation.slot + 30))
-        self.store = DuckDBStore(st.path, retention)
+        self.store = DuckDBStore(st.path, assemble.retention(config))
         self.catalog = SeriesCatalog()
         for s in self.store.load_series():
             self.catalog.add(s)
-        agg = config.aggregation
         self.aggregator = Aggregator(
-            self.catalog,
-            AggregatorSettings(slot_seconds=int(agg.slot), lateness_seconds=int(agg.lateness),
-                               future_skew_seconds=int(agg.future_skew),
-                               max_series_per_metric=config.spanmetrics.max_series_per_metric),
-            clock=clock, on_overflow=lambda metric: self.metrics.series_overflow.labels(metric).inc())
+            self.catalog, assemble.aggregator_settings(config), clock=clock, on_overflow=lambda metric: self.metrics.series_overflow.labels(metric).inc())
         self.source = LiveSource(self.store, self.aggregator)
         q = config.query
         self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
@@ -272,19 +206,21 @@ class Service:
         errors = self.reload()
         if errors:
             raise SystemExit("rule files are invalid:\n  " + "\n  ".join(errors))
-        rsettings = receiver_settings(cfg)
+        rsettings = assemble.receiver_settings(cfg)
         self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal, tracer=self.tracer)
         self.ingest.restore_temporality(self.store.kv_list(TEMPORALITY))
         procs = cfg.receivers.processes
         if procs > 1 or (self.wal is not None and worker_dirs(self.wal.dir)):
             self.workers = WorkerPool(self)   # also replays worker WALs left by an earlier run
         await self._replay_wal()
-        http_sock, api_sock = _bind(cfg.receivers.otlp.http.listen, reuseport=procs > 1), _bind(cfg.api.listen)
+        http_sock = assemble.bind(cfg.receivers.otlp.http.listen, reuseport=procs > 1)
+        api_sock = assemble.bind(cfg.api.listen)
         grpc_server, grpc_port = make_grpc_server(self.aggregator, rsettings, self.metrics,
                                                   cfg.receivers.otlp.grpc.listen, ingest=self.ingest, tokens=tokens,
                                                   reuseport=procs > 1)
-        ghost, _ = _split(cfg.receivers.otlp.grpc.listen)
-        self.addresses = {"otlp_grpc": f"{ghost}:{grpc_port}", "otlp_http": _fmt(http_sock), "api": _fmt(api_sock)}
+        ghost, _ = assemble.split_listen(cfg.receivers.otlp.grpc.listen)
+        self.addresses = {"otlp_grpc": f"{ghost}:{grpc_port}", "otlp_http": assemble.sock_address(http_sock),
+                          "api": assemble.sock_address(api_sock)}
         if loops_back(cfg.self_telemetry.traces_endpoint, self.addresses):
             raise SystemExit(f"refusing to start: self_telemetry.traces_endpoint {cfg.self_telemetry.traces_endpoint} "
                              "is this Tocsin's own OTLP receiver; it would trace its own ingestion forever. "
@@ -293,12 +229,7 @@ class Service:
         otlp_app = BearerAuth(make_otlp_http_app(self.aggregator, rsettings, self.metrics, ingest=self.ingest),
                               tokens, lambda method, path: INGEST)
         api_app = MemoryGuard(BearerAuth(make_api_app(self), tokens, api_kind), self.ingest.limiter)
-        servers = [
-            _Server(uvicorn.Config(otlp_app, lifespan="off", log_level="warning", access_log=False,
-                                   timeout_graceful_shutdown=10)),
-            _Server(uvicorn.Config(api_app, lifespan="off", log_level="warning", access_log=False,
-                                   timeout_graceful_shutdown=10)),
-        ]
+        servers = [assemble.http_server(otlp_app), assemble.http_server(api_app)]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):

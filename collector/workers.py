@@ -229,34 +229,29 @@ def worker_main(index: int, conn, config, http_addr: str, grpc_addr: str, wal_di
 
 
 async def _worker(index: int, conn, cfg, http_addr: str, grpc_addr: str, wal_dir: str | None) -> None:
-    import uvicorn
 
-    from collector.aggregate.aggregator import Aggregator, AggregatorSettings
+    from collector import assemble
+    from collector.aggregate.aggregator import Aggregator
     from collector.auth import INGEST, BearerAuth, Tokens
     from collector.model import SeriesCatalog
     from collector.receiver.ingest import Ingest
     from collector.receiver.otlp_grpc import make_grpc_server
     from collector.receiver.otlp_http import make_otlp_http_app
     from collector.selfmetrics import SelfMetrics
-    from collector.service import _bind, _Server, receiver_settings
     from collector.wal import WriteAheadLog
 
-    agg = cfg.aggregation
     metrics = SelfMetrics()
-    aggregator = Aggregator(SeriesCatalog(), AggregatorSettings(
-        slot_seconds=int(agg.slot), lateness_seconds=int(agg.lateness), future_skew_seconds=int(agg.future_skew),
-        max_series_per_metric=cfg.spanmetrics.max_series_per_metric))
+    aggregator = Aggregator(SeriesCatalog(), assemble.aggregator_settings(cfg))
     wal = WriteAheadLog(wal_dir) if wal_dir else None
     tokens = Tokens.from_config(cfg.auth)
-    rsettings = receiver_settings(cfg)
+    rsettings = assemble.receiver_settings(cfg)
     ingest = Ingest(aggregator, rsettings, metrics, wal=wal)
-    http_sock = _bind(http_addr, reuseport=True)
+    http_sock = assemble.bind(http_addr, reuseport=True)
     grpc_server, _ = make_grpc_server(aggregator, rsettings, metrics, grpc_addr, ingest=ingest, tokens=tokens,
                                       reuseport=True)
     otlp_app = BearerAuth(make_otlp_http_app(aggregator, rsettings, metrics, ingest=ingest), tokens,
                           lambda method, path: INGEST)
-    server = _Server(uvicorn.Config(otlp_app, lifespan="off", log_level="warning", access_log=False,
-                                    timeout_graceful_shutdown=10))
+    server = assemble.http_server(otlp_app)
     await grpc_server.start()
     http_task = asyncio.create_task(server.serve(sockets=[http_sock]))
     loop = asyncio.get_running_loop()

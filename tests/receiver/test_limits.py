@@ -122,7 +122,7 @@ def test_settings_are_validated():
 
 def test_config_limits_section():
     from collector.config import ConfigError, load_config
-    from collector.service import receiver_settings
+    from collector.assemble import receiver_settings
     cfg = load_config(environ={"TOCSIN_LIMITS__RATE__SPANS_PER_SECOND": "500",
                                "TOCSIN_LIMITS__MEMORY__SOFT_LIMIT_MIB": "512",
                                "TOCSIN_LIMITS__MEMORY__HARD_LIMIT_MIB": "768"})
