@@ -22,7 +22,7 @@ run: $(STAMP)
 	$(VENV)/bin/tocsin serve --config tocsin.yaml
 
 test: $(STAMP)
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

@@ -113,7 +113,15 @@ class ApiConfig(Strict):
 class QueryConfig(Strict):
     lookback_delta: Duration = Field(300, description="How far back an instant selector looks for a sample.")
     timeout: Duration = Field(30, description="Queries running longer are stopped (503 timeout).")
-    max_samples: int = Field(50_000_000, gt=0, description="Samples one query may load (422 past it).")
+    max_samples: int = Field(50_000_000, gt=0, description="Samples one query may load (422 past it); a query "
+                             "also stops (503) when the process goes above limits.memory.soft_limit_mib.")
+    max_concurrent: int = Field(4, gt=0, description="API queries running at once, each in its own thread "
+                                "(Prometheus: --query.max-concurrency); more wait in a queue.")
+    max_queued: int = Field(64, ge=0, description="API queries waiting for a slot; past it 503 at once. A queued "
+                            "query that gets no slot before its timeout answers 503 timeout.")
+    nice: int = Field(10, ge=0, le=19, description="Scheduling priority of query and maintenance threads "
+                      "(Linux nice, 0-19): under CPU contention ingest, health checks, rules and notifications go "
+                      "first; 0 = same as everything else.")
 
 
 class RulesConfig(Strict):
@@ -186,6 +194,13 @@ class LogConfig(Strict):
     format: str = Field("text", pattern="^(text|json)$", description="text, or json (one object per line).")
 
 
+class ShutdownConfig(Strict):
+    grace: Duration = Field(25, gt=0, description="SIGTERM/SIGINT: requests in flight finish, queries are "
+                            "cancelled, what was acknowledged is flushed; past this the process exits anyway "
+                            "(acknowledged data is in the write-ahead log). Keep it below Kubernetes' "
+                            "terminationGracePeriodSeconds.")
+
+
 class Config(Strict):
     receivers: ReceiversConfig = ReceiversConfig()
     spanmetrics: SpanMetricsConfig = SpanMetricsConfig()
@@ -199,6 +214,7 @@ class Config(Strict):
     limits: LimitsConfig = LimitsConfig()
     self_telemetry: SelfTelemetryConfig = SelfTelemetryConfig()
     log: LogConfig = LogConfig()
+    shutdown: ShutdownConfig = ShutdownConfig()
 
 
 class ConfigError(ValueError):

@@ -48,6 +48,11 @@ class SelfMetrics:
                                         buckets=_LATENCY_BUCKETS, registry=r)
         self.query_errors = Counter("tocsin_query_errors", "Queries that failed, by error type.", ["type"],
                                     registry=r)
+        self.query_refused = Counter("tocsin_query_refused", "Queries refused before running, by reason "
+                                     "(refused: queue full; queue_timeout: no slot before the deadline).",
+                                     ["reason"], registry=r)
+        self.queries_running = Gauge("tocsin_queries_running", "API queries running now.", registry=r)
+        self.queries_queued = Gauge("tocsin_queries_queued", "API queries waiting for a slot.", registry=r)
         # rules
         self.rule_eval_duration = Histogram("tocsin_rule_group_duration_seconds", "Time to evaluate a rule group.",
                                             ["group"], buckets=_LATENCY_BUCKETS, registry=r)
@@ -56,6 +61,10 @@ class SelfMetrics:
         self.rule_eval_skipped = Counter("tocsin_rule_evaluations_skipped",
                                          "Evaluations that made no decision (below min_count or no data).",
                                          ["group", "rule", "reason"], registry=r)
+        self.rule_iterations_missed = Counter("tocsin_rule_group_iterations_missed",
+                                              "Evaluations of a group skipped because its previous one was "
+                                              "still running (the group overran its interval).", ["rule_group"],
+                                              registry=r)
         self.rule_last_eval = Gauge("tocsin_rule_group_last_evaluation_timestamp_seconds",
                                     "When the group was last evaluated.", ["group"], registry=r)
         self.alerts = Gauge("tocsin_alerts", "Alerts by state.", ["state"], registry=r)

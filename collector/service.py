@@ -3,29 +3,59 @@ rules → evaluate → notify into one process, and runs them until SIGTERM."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
+import threading
 import time
 from typing import Callable
 
 import numpy as np
 from opentelemetry.trace import StatusCode
 
-from collector import assemble
+from collector import assemble, cancel
 from collector.aggregate.aggregator import Aggregator
 from collector.config import Config
 from collector.model import KIND_GAUGE, NS, SeriesCatalog, make_labels
+from collector.query.gate import QueryGate
 from collector.query.source import LiveSource
 from collector import __version__
 from collector.selfmetrics import SelfMetrics
 from collector.selftrace import build_tracer, loops_back
+from collector.threads import lower_priority
 from collector.store.duckdb_store import DuckDBStore
 from collector.wal import WriteAheadLog
 from collector.workers import SHIP_EVERY_S, WorkerPool, worker_dirs
 
 log = logging.getLogger("tocsin")
+
+
+@contextlib.asynccontextmanager
+async def _step(what: str):
+    """A step of the shutdown; one that takes long says what it waited for."""
+    t0 = time.monotonic()
+    yield
+    took = time.monotonic() - t0
+    if took >= 1.0:
+        log.info("stopping: waited %.1fs for %s", took, what)
+
+
+def _exit_after(deadline: float, grace: float) -> None:
+    """SIGTERM is obeyed within ``shutdown.grace`` whatever is still running: past
+    it the process exits (what was acknowledged is in the write-ahead log)."""
+    def run() -> None:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        log.error("shutdown took longer than shutdown.grace (%gs): exiting now; acknowledged data is in the "
+                  "write-ahead log and is replayed at the next start", grace)
+        for h in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                h.flush()
+        os._exit(1)
+
+    threading.Thread(target=run, name="tocsin-shutdown-deadline", daemon=True).start()
 TEMPORALITY = "temporality"  # store namespace of the receivers' cumulative/delta conversion state
 
 
@@ -53,7 +83,7 @@ class Service:
         self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
                                      notify=lambda alerts: self.notifier.submit(alerts), metrics=self.metrics,
                                      clock=self.now_s, external_url=config.api.external_url,
-                                     default_interval=config.rules.evaluation_interval)
+                                     default_interval=config.rules.evaluation_interval, query_timeout=q.timeout)
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
         self.ingest = None
@@ -62,6 +92,12 @@ class Service:
         self._notifier_running = False
         self.workers = None   # collector.workers.WorkerPool when receivers.processes > 1
         self.addresses: dict[str, str] = {}
+        self.query_gate: QueryGate | None = None
+        # Maintenance has a thread of its own, at the queries' lower priority: it never
+        # takes a thread flushes need, nor CPU ingest needs.
+        self._maintenance_thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="tocsin-maintain", initializer=lower_priority,
+            initargs=(config.query.nice,))
         self._stop = asyncio.Event()
         self._flush_lock = asyncio.Lock()
 
@@ -182,8 +218,17 @@ class Service:
                 log.exception("background task failed")
 
     async def _maintain(self) -> None:
+        def work():
+            # Its own token: a shutdown stops it between two units (each is one transaction).
+            with cancel.running(cancel.Token(what="store maintenance")):
+                return self.store.maintain(self.clock())
+
         with self.tracer.start_as_current_span("tocsin.store.maintain") as span:
-            done = await asyncio.to_thread(self.store.maintain, self.clock())
+            try:
+                done = await asyncio.get_running_loop().run_in_executor(self._maintenance_thread, work)
+            except cancel.Cancelled:
+                log.info("store maintenance stopped for shutdown; it goes on at the next start")
+                return
             span.set_attributes({f"tocsin.{k}": v for k, v in done.items()})
         for what, n in done.items():
             self.metrics.maintenance.labels(what).inc(n)
@@ -226,6 +271,10 @@ class Service:
                              "is this Tocsin's own OTLP receiver; it would trace its own ingestion forever. "
                              "Send Tocsin's traces to another collector.")
 
+        self.query_gate = QueryGate(max_concurrent=cfg.query.max_concurrent, max_queued=cfg.query.max_queued,
+                                    timeout_s=cfg.query.timeout, max_samples=cfg.query.max_samples,
+                                    memory_ok=self.ingest.limiter.memory_below_soft, metrics=self.metrics,
+                                    nice=cfg.query.nice)
         otlp_app = BearerAuth(make_otlp_http_app(self.aggregator, rsettings, self.metrics, ingest=self.ingest),
                               tokens, lambda method, path: INGEST)
         api_app = MemoryGuard(BearerAuth(make_api_app(self), tokens, api_kind), self.ingest.limiter)
@@ -254,23 +303,36 @@ class Service:
         logging.getLogger("tocsin.listen").info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
         await self._stop.wait()
 
-        log.info("stopping: no new requests, finishing those in flight")
+        grace = cfg.shutdown.grace
+        deadline = time.monotonic() + grace
+        _exit_after(deadline, grace)
+        log.info("stopping: no new requests, finishing those in flight, cancelling queries")
+        self.query_gate.close()          # running and queued queries answer 503 at once
+        cancel.cancel_all()              # rule queries and store maintenance stop at their next check
         for s in servers:
             s.should_exit = True
-        await grpc_server.stop(grace=5)
-        await asyncio.gather(*tasks[:2], return_exceptions=True)
+        async with _step("OTLP/gRPC requests in flight"):
+            await grpc_server.stop(grace=min(5.0, max(0.0, deadline - time.monotonic())))
+        async with _step("HTTP requests in flight"):
+            await asyncio.gather(*tasks[:2], return_exceptions=True)
         if self.workers is not None:
-            await asyncio.to_thread(self.workers.stop_accepting)   # they ship their last data
-        self.evaluator.stop()
-        await self.flush(force=True)
+            async with _step("receiver workers' last data"):
+                await asyncio.to_thread(self.workers.stop_accepting)
+        async with _step("rule evaluations"):
+            await asyncio.to_thread(self.evaluator.stop)
+        async with _step("the last flush"):
+            await self.flush(force=True)
         if self.workers is not None:
             await asyncio.to_thread(self.workers.exit)
-        self.notifier.stop()
+        async with _step("notifications in flight"):
+            await asyncio.to_thread(self.notifier.stop)
         for t in tasks[2:]:
             t.cancel()
         if self.wal is not None:
             self.wal.close()
-        self.store.close()
+        self._maintenance_thread.shutdown(wait=False, cancel_futures=True)
+        async with _step("the store (a maintenance unit in progress)"):
+            await asyncio.to_thread(self.store.close)
         if self._tracer_provider is not None:
             self._tracer_provider.shutdown()
         log.info("stopped")

@@ -15,11 +15,13 @@ from alerting.evaluate.schedule import eval_timestamp, group_offset, next_eval
 from alerting.evaluate.state import FIRING, PENDING
 from alerting.rules.compile import AlertingRule, Group, compile_group
 from alerting.rules.loader import load_files
+from collector import cancel
 from collector.query.stale import STALE_NAN
 
 log = logging.getLogger("tocsin.rules")
 
 JOB_PREFIX = "tocsin-rule-group:"
+GROUP_THREADS = 64
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,10 @@ class GroupHealth:
 
 class RuleManager:
     def __init__(self, store, query, record, notify, metrics, clock=_time.time, external_url: str = "",
-                 external_labels: dict | None = None, default_interval: float = 60.0, batch=None):
+                 external_labels: dict | None = None, default_interval: float = 60.0, batch=None,
+                 query_timeout: float = 120.0):
         self.query, self.record, self.notify = query, record, notify
+        self.query_timeout = query_timeout   # a group's queries together, as Prometheus's query timeout
         # Queries of one group evaluation share their reads when the query
         # function belongs to an Engine (Engine.batch); plain functions run as they are.
         self._batch = batch or getattr(getattr(query, "__self__", None), "batch", None) or contextlib.nullcontext
@@ -107,7 +111,10 @@ class RuleManager:
             snapshot = {r.key: self._entries.get((g.name, r.key), {}) for r in g.rules}
         started = _time.perf_counter()
         alerts = []
-        with self._batch(len(g.rules)):
+        # The group's own token: its queries stop at the timeout or at shutdown, and
+        # no other group or the notifier waits for them (each group has its own thread).
+        token = cancel.Token(timeout_s=self.query_timeout, what=f"rule group {name!r}")
+        with cancel.running(token), self._batch(len(g.rules)):
             results = self._run_rules(g, t, snapshot)
         with self._lock:
             if self._groups.get(name) is not g:
@@ -223,12 +230,17 @@ class RuleManager:
         """Run every group on its interval with an apscheduler scheduler (a
         BackgroundScheduler is created when none is given: evaluations query
         the store, which blocks, so they run in threads, not on the event loop)."""
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+        from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
         with self._lock:
             if scheduler is None:
-                scheduler = BackgroundScheduler(timezone=_dt.timezone.utc)
+                # Enough threads that a group overrunning its interval never delays another one.
+                scheduler = BackgroundScheduler(timezone=_dt.timezone.utc,
+                                                executors={"default": ThreadPoolExecutor(GROUP_THREADS)})
                 self._own_scheduler = True
+            scheduler.add_listener(self._on_missed, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
             self._scheduler = scheduler
             self._schedule_jobs()
             if not scheduler.running:
@@ -242,9 +254,9 @@ class RuleManager:
             for job in s.get_jobs():
                 if job.id.startswith(JOB_PREFIX):
                     job.remove()
-            if self._own_scheduler:
-                s.shutdown(wait=True)
-                self._own_scheduler = False
+            own, self._own_scheduler = self._own_scheduler, False
+        if own:   # outside the lock: a running evaluation needs it to finish
+            s.shutdown(wait=True)
 
     def _schedule_jobs(self) -> None:
         from apscheduler.triggers.interval import IntervalTrigger
@@ -262,6 +274,17 @@ class RuleManager:
             s.add_job(self._run_scheduled, trigger, args=[g.name], id=JOB_PREFIX + g.name,
                       replace_existing=True, coalesce=True, max_instances=1,
                       misfire_grace_time=max(int(g.interval), 1))
+
+    def _on_missed(self, event) -> None:
+        """The group's previous evaluation was still running (or the scheduler fell
+        behind): this iteration is skipped and counted, as Prometheus does."""
+        job_id = getattr(event, "job_id", "") or ""
+        if not job_id.startswith(JOB_PREFIX):
+            return
+        name = job_id[len(JOB_PREFIX):]
+        log.warning("rule group %s missed an evaluation: its previous one was still running", name)
+        if self.metrics is not None:
+            self.metrics.rule_iterations_missed.labels(name).inc()
 
     def _run_scheduled(self, name: str) -> None:
         try:

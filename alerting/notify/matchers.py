@@ -7,6 +7,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+import re2
+
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$', re.S)
 OPS = ("=", "!=", "=~", "!~")
 
@@ -16,7 +18,7 @@ class Matcher:
     name: str
     op: str
     value: str
-    _regex: re.Pattern | None = field(default=None, compare=False, repr=False)
+    _regex: object | None = field(default=None, compare=False, repr=False)
 
     @staticmethod
     def make(name: str, op: str, value: str) -> "Matcher":
@@ -24,9 +26,9 @@ class Matcher:
             raise ValueError(f"unknown matcher operator {op!r} (use one of {', '.join(OPS)})")
         regex = None
         if op in ("=~", "!~"):
-            try:
-                regex = re.compile(f"^(?:{value})$")
-            except re.error as e:
+            try:   # RE2, as Alertmanager (Go): linear time, so a silence cannot stall the notifier
+                regex = re2.compile(f"^(?:{value})$")
+            except re2.error as e:
                 raise ValueError(f"invalid regular expression {value!r} in matcher for {name!r}: {e}") from None
         return Matcher(name, op, value, regex)
 

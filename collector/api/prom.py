@@ -4,18 +4,19 @@ buildinfo, runtimeinfo, query_exemplars. GET and form POST alike."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import time
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collector.model import KIND_COUNTER, KIND_GAUGE
 from collector.query.errors import BadData, QueryError
+from collector.query.gate import QueryGate
 from collector.query.selectors import FLOAT, HIST, SeriesIndex, parse_match_params
 
 _DUR = re.compile(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)")
@@ -54,6 +55,30 @@ def parse_time(s: str, what: str) -> float:
 
 def _ok(data, status: int = 200) -> JSONResponse:
     return JSONResponse({"status": "success", "data": data}, status_code=status)
+
+
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _chunked(obj) -> str:
+    """JSON of ``obj`` encoded piece by piece: one ``json.dumps`` call holds the
+    interpreter lock for its whole run (tens of ms for a day-long range result),
+    while between pieces the event loop serving ingest can take it."""
+    if isinstance(obj, dict):
+        return "{" + ",".join(f"{_dumps(k)}:{_chunked(v)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, list) and len(obj) > 1 and isinstance(obj[0], (dict, list)):
+        return "[" + ",".join(_dumps(x) for x in obj) + "]"
+    return _dumps(obj)
+
+
+def _ok_bytes(data) -> bytes:
+    """The success body, rendered where it is computed (a query thread), not on the event loop."""
+    return _chunked({"status": "success", "data": data}).encode()
+
+
+def _json(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
 
 
 def _err(e: QueryError, metrics=None) -> JSONResponse:
@@ -104,6 +129,9 @@ def routes(ctx) -> list[Route]:
     engine = ctx.engine
     index: SeriesIndex = getattr(engine, "index", None) or SeriesIndex(ctx.source.catalog)
     clock = getattr(ctx, "clock", None)
+    # Every query, and every lookup that matches labels (regexes), runs in a query
+    # thread under the gate: never on the event loop that serves ingest and health.
+    gate: QueryGate = getattr(ctx, "query_gate", None) or QueryGate(timeout_s=getattr(engine, "timeout_s", 30))
 
     def now() -> float:
         if clock is None:
@@ -121,6 +149,11 @@ def routes(ctx) -> list[Route]:
             raise BadData(f"invalid parameter \"{name}\": missing {what or name}")
         return value
 
+    def timeout_param(p: _Params):
+        """The API's ``timeout`` parameter: shortens ``query.timeout``, never extends it (as in Prometheus)."""
+        t = p.get("timeout")
+        return parse_duration(t, "timeout") if t else None
+
     def lookback(p: _Params):
         lb = p.get("lookback_delta")
         return parse_duration(lb, "lookback_delta") if lb else None
@@ -131,8 +164,8 @@ def routes(ctx) -> list[Route]:
             p = await _params(request)
             expr = required(p, "query")
             t = parse_time(p.get("time"), "time") if p.get("time") else now()
-            res = await run_in_threadpool(engine.instant, expr, t, lookback(p))
-            return _ok(res.to_json())
+            lb, timeout = lookback(p), timeout_param(p)
+            return _json(await gate.run(lambda: _ok_bytes(engine.instant(expr, t, lb).to_json()), timeout))
         except QueryError as e:
             return _err(e, metrics)
         finally:
@@ -145,8 +178,9 @@ def routes(ctx) -> list[Route]:
             expr = required(p, "query")
             start, end = parse_time(required(p, "start"), "start"), parse_time(required(p, "end"), "end")
             step = parse_duration(required(p, "step"), "step")
-            res = await run_in_threadpool(engine.range, expr, start, end, step, lookback(p))
-            return _ok(res.to_json())
+            lb, timeout = lookback(p), timeout_param(p)
+            return _json(await gate.run(lambda: _ok_bytes(engine.range(expr, start, end, step, lb).to_json()),
+                                        timeout))
         except QueryError as e:
             return _err(e, metrics)
         finally:
@@ -175,8 +209,8 @@ def routes(ctx) -> list[Route]:
     async def labels(request: Request):
         try:
             p = await _params(request)
-            names = sorted({k for e in _selected(p) for k, _ in e.labels})
-            return _ok(_limit(p, names))
+            return _json(await gate.run(lambda: _ok_bytes(
+                _limit(p, sorted({k for e in _selected(p) for k, _ in e.labels})))))
         except QueryError as e:
             return _err(e, metrics)
 
@@ -186,8 +220,8 @@ def routes(ctx) -> list[Route]:
             name = request.path_params["name"]
             if name.startswith("U__"):  # Prometheus's escaping of UTF-8 label names
                 name = re.sub(r"_([0-9a-fA-F]+)_", lambda m: chr(int(m.group(1), 16)), name[3:])
-            vals = sorted({v for e in _selected(p) for k, v in e.labels if k == name})
-            return _ok(_limit(p, vals))
+            return _json(await gate.run(lambda: _ok_bytes(
+                _limit(p, sorted({v for e in _selected(p) for k, v in e.labels if k == name})))))
         except QueryError as e:
             return _err(e, metrics)
 
@@ -196,7 +230,7 @@ def routes(ctx) -> list[Route]:
             p = await _params(request)
             if not p.getlist("match[]"):
                 raise BadData("no match[] parameter provided")
-            return _ok(_limit(p, [e.label_dict() for e in _selected(p)]))
+            return _json(await gate.run(lambda: _ok_bytes(_limit(p, [e.label_dict() for e in _selected(p)]))))
         except QueryError as e:
             return _err(e, metrics)
 

@@ -16,12 +16,14 @@ from functools import lru_cache
 import numpy as np
 import promql_parser
 
+from collector import cancel
 from collector.model import NS
 from collector.query import aggregate as A
 from collector.query import binop as B
 from collector.query import hist as H
 from collector.query import loader as L
 from collector.query.errors import BadData, Timeout, Unprocessable
+from collector.query.gate import run_with_token
 from collector.query.readcache import HistReadCache
 from collector.query.result import Result, build_result
 from collector.query.selectors import FLOAT, HIST, SeriesIndex, selector_matchers
@@ -131,6 +133,13 @@ class Engine:
         now = self.clock()
         q = _Query(int(T[0]), int(T[-1]), int(lb * NS), now + self.timeout_s, self.max_samples,
                    self.max_series, int(now * NS))
+        token = cancel.current()
+        if token is None:   # called directly (CLI, tests): the engine's own timeout, really cancelling
+            token = cancel.Token(timeout_s=self.timeout_s)
+        with cancel.running(token):
+            return run_with_token(lambda: self._evaluate(node, T, q, instant))
+
+    def _evaluate(self, node, T: np.ndarray, q: "_Query", instant: bool) -> Result:
         ev = _Eval(self, q)
         if instant and type(node).__name__ in ("MatrixSelector",):
             return build_result(ev.matrix_selector(node, T), T, instant)
@@ -147,6 +156,7 @@ class _Eval:
         self.samples = 0
 
     def check(self) -> None:
+        cancel.check()   # the token's deadline (real time) and shutdown; yields the GIL now and then
         if self.e.clock() > self.q.deadline:
             raise Timeout("query timed out in expression evaluation")
 
@@ -217,6 +227,7 @@ class _Eval:
         labels, vals, masks, tss, hists = [], [], [], [], []
         win = H.Window(times, None, lb)
         for x in sel:
+            cancel.check()
             if x.access == HIST:
                 rows = hrows.get(x.sid)
                 if rows is not None and len(rows):
@@ -267,6 +278,7 @@ class _Eval:
         arg = RangeArg([], [], [], times, w, sets)
         win = H.Window(times, w, self.q.lookback_ns, (NS / w) if func == "rate" else 1.0)
         for x in sel:
+            cancel.check()
             if x.access == FLOAT:
                 if x.sid in floats:
                     arg.floats.append((x.label_dict(), floats[x.sid]))

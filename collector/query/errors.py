@@ -21,3 +21,10 @@ class Unprocessable(QueryError):
 class Timeout(QueryError):
     status = 503
     error_type = "timeout"
+
+
+class Unavailable(QueryError):
+    """Refused for now: too many queries, over the memory limit, or shutting down."""
+
+    status = 503
+    error_type = "unavailable"

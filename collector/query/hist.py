@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from collector import cancel
 from collector.aggregate import hdr
 from collector.query.errors import BadData
 
@@ -103,6 +104,7 @@ def materialize(raw: HistRaw, win: Window, max_cells: int) -> HMat:
     if cells > max_cells:
         from collector.query.errors import Unprocessable
         raise Unprocessable(f"query processing would load too many samples into memory ({cells} histogram cells)")
+    cancel.check_memory()   # each window matrix is allocated below the memory soft limit, or not at all
     bins = np.repeat(np.searchsorted(B, raw.row_end, side="left"), raw.row_len)
     dense = np.bincount(bins * K + kpos, weights=raw.ent_cnt, minlength=(len(B) + 1) * K).reshape(len(B) + 1, K)
     cum = np.cumsum(dense, axis=0)

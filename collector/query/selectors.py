@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+import re2
 
 from collector.model import HISTOGRAM_KINDS, SeriesCatalog
 
@@ -43,10 +44,12 @@ class Exposed:
 
 
 @lru_cache(maxsize=4096)
-def _regex(pattern: str) -> re.Pattern:
+def _regex(pattern: str):
+    """Go's RE2 semantics, as Prometheus: fully anchored, ``.`` matches newlines,
+    and linear time — a pattern like ``(a+)+b`` cannot stall the process."""
     try:
-        return re.compile(pattern, re.DOTALL)
-    except re.error as e:
+        return re2.compile(f"(?s:{pattern})")
+    except re2.error as e:
         from collector.query.errors import BadData
         raise BadData(f"invalid regular expression {pattern!r}: {e}") from None
 

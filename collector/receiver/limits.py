@@ -19,12 +19,8 @@ health too (``MemoryGuard``).
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import gc
 import json
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +30,7 @@ import grpc
 from google.protobuf import duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from collector.memory import read_rss_bytes, release_memory
 from collector.receiver.errors import ReceiveError
 
 MIB = 1024 * 1024
@@ -122,35 +119,6 @@ class TokenBucket:
         return (need - self.tokens) / self.rate
 
 
-def read_rss_bytes() -> int:
-    """Resident set size of this process from /proc/self/statm (Linux)."""
-    with open("/proc/self/statm", "rb") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _malloc_trim() -> Callable[[], object] | None:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return lambda: libc.malloc_trim(0)
-    except (OSError, AttributeError):   # not glibc
-        return None
-
-
-_TRIM = _malloc_trim()
-
-
-def release_memory() -> None:
-    """Collect garbage and hand free heap pages back to the OS. Without it RSS
-    hardly ever shrinks (the service runs with MALLOC_TRIM_THRESHOLD_ high, see
-    PERF_NOTES), so a limiter once over its soft limit would refuse forever."""
-    gc.collect()
-    if _TRIM is not None:
-        _TRIM()
-
-
 class MemoryGauge:
     """RSS against the soft and hard limits, read at most every ``interval`` s.
     Over the soft limit it calls ``release`` (at most every ``release_every`` s)
@@ -204,6 +172,10 @@ class Limiter:
         self._lock = threading.Lock()
         self._rates = {"traces": settings.spans_per_second, "metrics": settings.data_points_per_second}
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def memory_below_soft(self) -> bool:
+        """For work other than ingest (queries): stop before the soft limit is passed."""
+        return self.memory.state() == OK
 
     # -- per request, before the body is read ---------------------------------
     def enter(self, signal: str) -> None:

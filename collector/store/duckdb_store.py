@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 import duckdb
+from collector import cancel
 from collector.aggregate.merge import merge_rows
 from collector.model import NS, HistRows, SampleRows, Series
 from collector.store import arrow_rows
@@ -54,7 +55,13 @@ class DuckDBStore(Maintenance):
             raise StoreError(f"cannot open the store at {path}: {e}. Is another tocsin running on this file?") from e
         except duckdb.Error as e:
             raise StoreError(f"cannot open the store at {path}: {e}") from e
+        # _lock serialises writers (flushes and each unit of maintenance) on the main
+        # connection; readers only take _meta, for a snapshot of the partition map, and
+        # the small documents have their own cursor and lock, so alert state, silences
+        # and the outbox never wait for a flush or a rollup.
         self._lock = threading.RLock()
+        self._meta = threading.Lock()
+        self._kv_lock = threading.Lock()
         self._local = threading.local()
         try:
             self._migrate()
@@ -68,6 +75,7 @@ class DuckDBStore(Maintenance):
             self._parts[name] = (kind, res, start, end, is_sorted)
         self._wm = {res: self._watermark(res) for res in self.resolutions}
         self._rebuild_views()
+        self._kv = self._con.cursor()
 
     # -- schema ---------------------------------------------------------------
     def _migrate(self) -> None:
@@ -121,7 +129,8 @@ class DuckDBStore(Maintenance):
         self._con.execute("INSERT OR REPLACE INTO partitions (name, kind, res, start_ts, end_ts, sorted) "
                           "VALUES (?, ?, ?, to_timestamp(?), to_timestamp(?), false)",
                           [name, kind, res, start, start + span])
-        self._parts[name] = (kind, res, start, start + span, False)
+        with self._meta:
+            self._parts[name] = (kind, res, start, start + span, False)
         self._rebuild_views()
         return name
 
@@ -140,7 +149,7 @@ class DuckDBStore(Maintenance):
                 if len(batch.hist):
                     self._write_hist(batch.hist)
                 for namespace, items in batch.documents.items():
-                    self.kv_put_many(namespace, items)
+                    self._kv_put(self._con, namespace, items)
                 if len(batch.samples):
                     self._write_samples(batch.samples)
                 if batch.wal_segment is not None:
@@ -154,8 +163,8 @@ class DuckDBStore(Maintenance):
 
     def wal_marker(self, name: str | None = None) -> int:
         key = "wal_segment" if name is None else f"wal_segment:{name}"
-        with self._lock:
-            rows = self._con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
+        with self._kv_lock:
+            rows = self._kv.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
         return int(rows[0][0]) if rows else 0
 
     def _write_series(self, series: list[Series]) -> None:
@@ -258,7 +267,7 @@ class DuckDBStore(Maintenance):
         ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
         parts = []
         cur = self._cursor()
-        with self._lock:
+        with self._meta:
             coverage = self._coverage(coarsest_res)
             tables = dict(self._parts)
         for res, lo_s, hi_s in coverage:
@@ -270,32 +279,46 @@ class DuckDBStore(Maintenance):
             names = [n for n, p in tables.items() if p[0] == "hist" and p[1] == res
                      and p[3] * NS > a and p[2] * NS < b]
             for name in sorted(names):
+                cancel.check()
                 cur.register("_ids", ids)
                 try:
-                    t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, bounds "
-                                f"FROM {name} WHERE ts >= make_timestamp({a // 1000}) AND ts < make_timestamp"
-                                f"({b // 1000}) AND series_id IN (SELECT id FROM _ids)").to_arrow_table()
+                    with cancel.interrupts(cur.interrupt):
+                        t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, "
+                                    f"bounds FROM {name} WHERE ts >= make_timestamp({a // 1000}) AND ts < "
+                                    f"make_timestamp({b // 1000}) AND series_id IN (SELECT id FROM _ids)"
+                                    ).to_arrow_table()
+                except duckdb.InterruptException:
+                    cancel.check()   # raises Cancelled: the token interrupted the read
+                    raise
                 finally:
                     cur.unregister("_ids")
-                parts.append(arrow_rows.hist_from_arrow(t))
+                rows = arrow_rows.hist_from_arrow(t)
+                cancel.charge(len(rows) + int(rows.offsets[-1]))   # bounds memory: stop before the next read
+                parts.append(rows)
         return HistRows.concat(parts)
 
     def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
         ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
-        with self._lock:
+        with self._meta:
             names = sorted(n for n, p in self._parts.items() if p[0] == "samples"
                            and p[3] * NS > start_ns and p[2] * NS <= end_ns)
         if not names:
             return SampleRows.empty()
         cur = self._cursor()
         union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
+        cancel.check()
         cur.register("_ids", ids)
         try:
-            t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, value FROM ({union}) WHERE ts >= make_timestamp("
-                        f"{start_ns // 1000}) AND ts <= make_timestamp({end_ns // 1000}) AND series_id IN "
-                        f"(SELECT id FROM _ids) ORDER BY series_id, ts").to_arrow_table()
+            with cancel.interrupts(cur.interrupt):
+                t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, value FROM ({union}) WHERE ts >= "
+                            f"make_timestamp({start_ns // 1000}) AND ts <= make_timestamp({end_ns // 1000}) AND "
+                            f"series_id IN (SELECT id FROM _ids) ORDER BY series_id, ts").to_arrow_table()
+        except duckdb.InterruptException:
+            cancel.check()
+            raise
         finally:
             cur.unregister("_ids")
+        cancel.charge(t.num_rows)
         return arrow_rows.samples_from_arrow(t)
 
     # -- small documents --------------------------------------------------------
@@ -303,31 +326,35 @@ class DuckDBStore(Maintenance):
         self.kv_put_many(namespace, {key: value})
 
     def kv_put_many(self, namespace: str, items: dict[str, dict[str, Any]]) -> None:
+        with self._kv_lock:
+            self._kv_put(self._kv, namespace, items)
+
+    @staticmethod
+    def _kv_put(con, namespace: str, items: dict[str, dict[str, Any]]) -> None:
         if not items:
             return
         t = pa.table({"namespace": [namespace] * len(items), "key": list(items),
                       "value": [json.dumps(v, sort_keys=True) for v in items.values()]})
-        with self._lock:
-            self._con.register("_kv", t)
-            try:
-                self._con.execute("INSERT OR REPLACE INTO kv (namespace, key, value) SELECT * FROM _kv")
-            finally:
-                self._con.unregister("_kv")
+        con.register("_kv", t)
+        try:
+            con.execute("INSERT OR REPLACE INTO kv (namespace, key, value) SELECT * FROM _kv")
+        finally:
+            con.unregister("_kv")
 
     def kv_get(self, namespace: str, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            rows = self._con.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?",
-                                     [namespace, key]).fetchall()
+        with self._kv_lock:
+            rows = self._kv.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?",
+                                    [namespace, key]).fetchall()
         return json.loads(rows[0][0]) if rows else None
 
     def kv_list(self, namespace: str) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            rows = self._con.execute("SELECT key, value FROM kv WHERE namespace = ?", [namespace]).fetchall()
+        with self._kv_lock:
+            rows = self._kv.execute("SELECT key, value FROM kv WHERE namespace = ?", [namespace]).fetchall()
         return {k: json.loads(v) for k, v in rows}
 
     def kv_delete(self, namespace: str, key: str) -> None:
-        with self._lock:
-            self._con.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", [namespace, key])
+        with self._kv_lock:
+            self._kv.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", [namespace, key])
 
     # -- misc -----------------------------------------------------------------
     def size_bytes(self) -> int:
@@ -344,7 +371,7 @@ class DuckDBStore(Maintenance):
             self._con.execute("CHECKPOINT")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._kv_lock:
             try:
                 self._con.execute("CHECKPOINT")
             except duckdb.Error:
