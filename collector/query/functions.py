@@ -8,6 +8,7 @@ import numpy as np
 
 from collector.query import hist as H
 from collector.query.errors import BadData
+from collector.query.regex import compile_anchored, expand
 from collector.query.values import Scalar, String, Vec, drop_name, lkey
 
 _MATH = {
@@ -52,23 +53,6 @@ def round_fn(v: Vec, args: list) -> Vec:
     return Vec([drop_name(l) for l in v.labels], r, v.mask.copy())
 
 
-_TEMPLATE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-
-
-def _expand(template: str, m: re.Match) -> str:
-    def rep(x: re.Match) -> str:
-        name = x.group(1) or x.group(2)
-        try:
-            g = m.group(int(name)) if name.isdigit() else m.group(name)
-        except (IndexError, error_types):
-            return ""
-        return g or ""
-    return _TEMPLATE.sub(rep, template)
-
-
-error_types = (IndexError, re.error)
-
-
 def _dedupe(labels: list[dict], vals, mask, what: str) -> None:
     seen: dict[tuple, int] = {}
     for i, l in enumerate(labels):
@@ -81,9 +65,9 @@ def _dedupe(labels: list[dict], vals, mask, what: str) -> None:
 
 def label_replace(v: Vec, dst: str, repl: str, src: str, regex: str) -> Vec:
     try:
-        rx = re.compile(regex, re.DOTALL)
-    except re.error as e:
-        raise BadData(f"invalid regular expression in label_replace(): {regex!r}: {e}") from None
+        rx = compile_anchored(regex)
+    except BadData as e:
+        raise BadData(f"label_replace(): {e}") from None
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", dst) and dst != "__name__":
         raise BadData(f"invalid destination label name in label_replace(): {dst!r}")
 
@@ -92,7 +76,7 @@ def label_replace(v: Vec, dst: str, repl: str, src: str, regex: str) -> Vec:
         if m is None:
             return dict(l)
         out = dict(l)
-        val = _expand(repl, m)
+        val = expand(repl, m)
         if val:
             out[dst] = val
         else:
