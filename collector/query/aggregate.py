@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from collector.query import hist as H
+from collector.query import kahan as K
 from collector.query.errors import BadData
 from collector.query.seriesnotation import format_value
 from collector.query.values import Scalar, String, Vec, lkey
@@ -52,24 +53,19 @@ def _floats(op, v: Vec, by, without, param) -> Vec:
     np.add.at(cnt, gid, mask.astype(float))
     present = cnt > 0
     mv = np.where(mask, vals, 0.0)
-    if op in ("sum", "avg", "stddev", "stdvar"):
-        tot = np.zeros((G, S))
-        np.add.at(tot, gid, mv)
-        if op == "sum":
-            res = tot
+    if op == "sum":
+        res = K.group_sum(vals, mask, gid, G)
+    elif op in ("avg", "stddev", "stdvar"):
+        mean = K.group_avg(vals, mask, gid, G, cnt)
+        if op == "avg":
+            res = mean
         else:
+            with np.errstate(invalid="ignore"):
+                dev = (vals - mean[gid]) ** 2
             with np.errstate(invalid="ignore", divide="ignore"):
-                mean = tot / cnt
-            if op == "avg":
-                res = mean
-            else:
-                dev = np.where(mask, (vals - mean[gid]) ** 2, 0.0)
-                sq = np.zeros((G, S))
-                np.add.at(sq, gid, dev)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    res = sq / cnt
-                if op == "stddev":
-                    res = np.sqrt(res)
+                res = K.group_sum(dev, mask, gid, G) / cnt
+            if op == "stddev":
+                res = np.sqrt(res)
     elif op == "count":
         res = cnt
     elif op == "group":
@@ -82,10 +78,9 @@ def _floats(op, v: Vec, by, without, param) -> Vec:
         q = param.vals
         res = np.full((G, S), np.nan)
         for g in range(G):
-            sub = np.where(mask[gid == g], vals[gid == g], np.nan)
+            sub, m = vals[gid == g], mask[gid == g]
             for s in range(S):
-                col = sub[:, s]
-                col = col[~np.isnan(col)] if np.isnan(col).any() else col
+                col = sub[m[:, s], s]
                 if len(col):
                     res[g, s] = _q(q[s], col)
     else:

@@ -40,9 +40,16 @@ def _vec(ev, node, T, fname: str) -> Vec:
     return v
 
 
+def unparen(node):
+    """Prometheus drops parentheses around function and aggregation arguments."""
+    while type(node).__name__ == "ParenExpr":
+        node = node.expr
+    return node
+
+
 def call(ev, node, T):
     name = node.func.name
-    args = list(node.args)
+    args = [unparen(a) for a in node.args]
     if name in R.RANGE_FUNCS:
         return _range_call(ev, name, args, T)
     if name in F._MATH:
@@ -111,7 +118,7 @@ def _range_call(ev, name: str, args: list, T):
         rnode = args[1]
     elif name == "predict_linear":
         rnode = args[0]
-        params = [_scalar(ev, args[1], T, name).vals]
+        params = [_scalar(ev, args[1], T, name).vals, T]
     else:
         rnode = args[0]
     if type(rnode).__name__ not in _RANGE_KINDS:

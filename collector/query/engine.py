@@ -37,6 +37,12 @@ def _parse(expr: str):
     return promql_parser.parse(expr)
 
 
+def _unparen(node):
+    while type(node).__name__ == "ParenExpr":
+        node = node.expr
+    return node
+
+
 def to_ns(t: float) -> int:
     """Seconds → ns, at Prometheus's millisecond precision."""
     return int(round(float(t) * 1000)) * MS
@@ -132,8 +138,9 @@ class Engine:
         q = _Query(int(T[0]), int(T[-1]), int(lb * NS), now + self.timeout_s, self.max_samples,
                    self.max_series, int(now * NS))
         ev = _Eval(self, q)
-        if instant and type(node).__name__ in ("MatrixSelector",):
-            return build_result(ev.matrix_selector(node, T), T, instant)
+        top = _unparen(node)
+        if instant and type(top).__name__ == "MatrixSelector":
+            return build_result(ev.matrix_selector(top, T), T, instant)
         val = ev.eval(node, T)
         if not instant and isinstance(val, String):
             raise BadData("invalid expression type \"string\" for range query, must be Scalar or instant Vector")

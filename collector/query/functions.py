@@ -27,20 +27,19 @@ def math_fn(name: str, v: Vec) -> Vec:
 
 
 def clamp(name: str, v: Vec, args: list) -> Vec:
+    """Go's math.Max/Min: a NaN bound or value gives NaN; clamp with min > max is empty."""
     v.floats_only(f"{name}()")
     vals = v.vals
-    if name == "clamp":
-        lo, hi = args[0].vals, args[1].vals
-        r = np.fmax(np.fmin(vals, hi), lo)
-        mask = v.mask & ~(lo > hi)[None, :]
-    elif name == "clamp_min":
-        r, mask = np.fmax(vals, args[0].vals), v.mask.copy()
-        r = np.where(np.isnan(vals), np.nan, r)
-    else:
-        r, mask = np.fmin(vals, args[0].vals), v.mask.copy()
-        r = np.where(np.isnan(vals), np.nan, r)
-    if name == "clamp":
-        r = np.where(np.isnan(vals), np.nan, r)
+    mask = v.mask.copy()
+    with np.errstate(invalid="ignore"):
+        if name == "clamp":
+            lo, hi = args[0].vals[None, :], args[1].vals[None, :]
+            r = np.maximum(lo, np.minimum(hi, vals))
+            mask &= ~(lo > hi)
+        elif name == "clamp_min":
+            r = np.maximum(vals, args[0].vals[None, :])
+        else:
+            r = np.minimum(vals, args[0].vals[None, :])
     return Vec([drop_name(l) for l in v.labels], r, mask)
 
 
@@ -115,20 +114,19 @@ def scalar_of(v: Vec) -> Scalar:
 
 
 def absent_labels(matcher_sets) -> dict[str, str]:
+    """absent()'s output labels: a label named by exactly one matcher, an
+    equality matcher, keeps its value (as Prometheus); any other is left out."""
     if len(matcher_sets) != 1:
         return {}
+    seen: dict[str, int] = {}
     out: dict[str, str] = {}
-    dup = set()
     for name, op, value in matcher_sets[0]:
         if name == "__name__":
             continue
+        seen[name] = seen.get(name, 0) + 1
         if op == "=":
-            if name in out:
-                dup.add(name)
             out[name] = value
-    for d in dup:
-        out.pop(d, None)
-    return out
+    return {k: v for k, v in out.items() if seen[k] == 1}
 
 
 # -- histograms ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from collector.model import NS
+from collector.query import kahan as K
 from collector.query.errors import BadData
 from collector.query.loader import DeltaData, FloatData
 
@@ -88,23 +89,26 @@ def _linreg(ts, v, b, e, at_ms):
 
 
 def _quantile(q: float, x: np.ndarray) -> float:
+    """Prometheus's quantile: NaN values sort first (as Go's sort does) and take
+    part in the interpolation."""
     if math.isnan(q):
         return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
         return math.inf
-    s = np.sort(x)
-    rank = q * (len(s) - 1)
-    lo = int(math.floor(rank))
-    hi = min(lo + 1, len(s) - 1)
-    w = rank - lo
+    nan = np.isnan(x)
+    s = np.concatenate([x[nan], np.sort(x[~nan])]) if nan.any() else np.sort(x)
+    n = len(s)
+    rank = q * (n - 1)
+    lo = max(0, int(math.floor(rank)))
+    hi = min(n - 1, lo + 1)
+    w = rank - math.floor(rank)
     return float(s[lo] * (1 - w) + s[hi] * w)
 
 
 def _stdvar(x):
-    m = x.mean()
-    return float(((x - m) ** 2).mean())
+    return K.variance(x)
 
 
 RANGE_FUNCS = {"rate", "increase", "delta", "irate", "idelta", "resets", "changes", "deriv", "predict_linear",
@@ -156,18 +160,10 @@ def eval_float(func: str, fd: FloatData, T: np.ndarray, w_ns: int, params: list)
         return v[np.maximum(e - 1, 0)] if len(v) else np.full(len(T), np.nan), has
     if func == "first_over_time":
         return v[np.minimum(b, len(v) - 1)] if len(v) else np.full(len(T), np.nan), has
-    if func in ("sum_over_time", "avg_over_time"):
-        if len(v) == 0:
-            return np.full(len(T), np.nan), has
-        if not np.isfinite(v).all():
-            fn = np.sum if func == "sum_over_time" else np.mean
-            return _loop(v, b, e, lambda x: float(fn(x))), has
-        c = _cum(v)
-        s = c[e] - c[b]
-        if func == "sum_over_time":
-            return s, has
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return s / n, has
+    if func == "sum_over_time":
+        return K.window_sums(v, b, e), has
+    if func == "avg_over_time":
+        return K.window_means(v, b, e), has
     if func == "min_over_time":
         return _loop(v, b, e, lambda x: float(np.nanmin(x)) if not np.isnan(x).all() else math.nan), has
     if func == "max_over_time":
@@ -191,7 +187,9 @@ def eval_float(func: str, fd: FloatData, T: np.ndarray, w_ns: int, params: list)
             at = np.where(n > 0, ts[np.minimum(b, max(len(ts) - 1, 0))] // MS if len(ts) else 0, 0)
             slope, _ = _linreg(ts, v, b, e, at)
             return slope, n >= 2
-        slope, icpt = _linreg(ts, v, b, e, Tms)
+        # The intercept is at the evaluation time, not at an @ or offset time (as Prometheus).
+        at = params[1] // MS if len(params) > 1 else Tms
+        slope, icpt = _linreg(ts, v, b, e, at)
         return slope * params[0] + icpt, n >= 2
     raise BadData(f"function {func}() over a range vector is not supported")
 
