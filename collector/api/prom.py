@@ -52,8 +52,9 @@ def parse_time(s: str, what: str) -> float:
         raise BadData(f"invalid parameter \"{what}\": cannot parse \"{s}\" to a valid timestamp") from None
 
 
-def _ok(data, status: int = 200) -> JSONResponse:
-    return JSONResponse({"status": "success", "data": data}, status_code=status)
+def _ok(data, status: int = 200, **extra) -> JSONResponse:
+    """``extra``: the query's ``warnings`` / ``infos`` (top-level fields, as Prometheus)."""
+    return JSONResponse({"status": "success", "data": data, **extra}, status_code=status)
 
 
 def _err(e: QueryError, metrics=None) -> JSONResponse:
@@ -132,7 +133,7 @@ def routes(ctx) -> list[Route]:
             expr = required(p, "query")
             t = parse_time(p.get("time"), "time") if p.get("time") else now()
             res = await run_in_threadpool(engine.instant, expr, t, lookback(p))
-            return _ok(res.to_json())
+            return _ok(res.to_json(), **res.annotations())
         except QueryError as e:
             return _err(e, metrics)
         finally:
@@ -146,7 +147,7 @@ def routes(ctx) -> list[Route]:
             start, end = parse_time(required(p, "start"), "start"), parse_time(required(p, "end"), "end")
             step = parse_duration(required(p, "step"), "step")
             res = await run_in_threadpool(engine.range, expr, start, end, step, lookback(p))
-            return _ok(res.to_json())
+            return _ok(res.to_json(), **res.annotations())
         except QueryError as e:
             return _err(e, metrics)
         finally:

@@ -18,6 +18,7 @@ import promql_parser
 
 from collector.model import NS
 from collector.query import aggregate as A
+from collector.query import annotations
 from collector.query import binop as B
 from collector.query import hist as H
 from collector.query import loader as L
@@ -138,13 +139,17 @@ class Engine:
         q = _Query(int(T[0]), int(T[-1]), int(lb * NS), now + self.timeout_s, self.max_samples,
                    self.max_series, int(now * NS))
         ev = _Eval(self, q)
-        top = _unparen(node)
-        if instant and type(top).__name__ == "MatrixSelector":
-            return build_result(ev.matrix_selector(top, T), T, instant)
-        val = ev.eval(node, T)
-        if not instant and isinstance(val, String):
-            raise BadData("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
-        return build_result(val, T, instant, self.max_samples)
+        with annotations.collect() as notes:
+            top = _unparen(node)
+            if instant and type(top).__name__ == "MatrixSelector":
+                res = build_result(ev.matrix_selector(top, T), T, instant)
+            else:
+                val = ev.eval(node, T)
+                if not instant and isinstance(val, String):
+                    raise BadData("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
+                res = build_result(val, T, instant, self.max_samples)
+        res.warnings, res.infos = notes.warnings, notes.infos
+        return res
 
 
 class _Eval:
