@@ -124,52 +124,45 @@ def set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
 
 
 def vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include: list[str],
-                  return_bool: bool) -> Vec:
+                  return_bool: bool, fill: tuple | None = None) -> Vec:
+    """``fill`` = (lhs value, rhs value), either None: Prometheus's ``fill(v)``,
+    ``fill_left(v)``, ``fill_right(v)`` modifiers — a match group present on one
+    side only is completed with the value on the other, with the match group's
+    labels. As in Prometheus, with ``group_right`` the operands are swapped before
+    the fill values apply (``fill_left`` then completes the right-hand side)."""
     if op in SET:
         return set_op(op, lhs, rhs, on, ignoring)
     if lhs.hists or rhs.hists:
         raise BadData(f"operator {op} between histogram series is not supported")
     S = lhs.vals.shape[1]
-    many, one = (lhs, rhs) if card != "one_to_many" else (rhs, lhs)
+    swapped = card == "one_to_many"
+    many, one = (rhs, lhs) if swapped else (lhs, rhs)
+    fill_many, fill_one = fill if fill is not None else (None, None)
     one_rows = _by_sig(one, on, ignoring)
-    one_sigs = {k: _combine(one, r, "right" if one is rhs else "left") for k, r in one_rows.items()}
+    one_sigs = {k: _combine(one, r, "left" if swapped else "right") for k, r in one_rows.items()}
+    many_rows = _by_sig(many, on, ignoring)
     if card == "one_to_one":
-        for k, r in _by_sig(many, on, ignoring).items():
-            if len(r) > 1 and k in one_sigs:
+        for k, r in many_rows.items():
+            if len(r) > 1 and (k in one_sigs or fill_one is not None):
                 _combine(many, r, "left")
     out: dict[tuple, list] = {}
     drop = op in ARITH or return_bool
-    for i, l in enumerate(many.labels):
-        k = _sig(l, on, ignoring)
-        if k not in one_sigs:
-            continue
-        ov, om = one_sigs[k]
-        mv, mm = many.vals[i], many.mask[i]
-        lv, rv = (mv, ov) if many is lhs else (ov, mv)
+    none = np.zeros(S, bool)
+
+    def emit(labels: dict, mv, mm, ov, om):
+        lv, rv = (ov, mv) if swapped else (mv, ov)
         r = apply(op, lv, rv)
         mask = mm & om
         if op in CMP:
             if return_bool:
-                val = r.astype(float)
+                val = np.asarray(r, float)
             else:
                 mask = mask & r
                 val = lv
         else:
             val = r
-        labels = drop_name(l) if drop else dict(l)
-        if card == "one_to_one":
-            if on is not None:
-                labels = {k2: v2 for k2, v2 in labels.items() if k2 in on}
-            else:
-                ign = set(ignoring or ())
-                labels = {k2: v2 for k2, v2 in labels.items() if k2 not in ign}
-        else:
-            src = one.labels[one_rows[k][0]]
-            for name in include:
-                if src.get(name, ""):
-                    labels[name] = src[name]
-                else:
-                    labels.pop(name, None)
+        if not mask.any():
+            return
         key = lkey(labels)
         if key in out:
             prev = out[key]
@@ -180,5 +173,40 @@ def vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include:
             prev[2] = prev[2] | mask
         else:
             out[key] = [labels, np.asarray(val, float).copy(), mask.copy()]
+
+    def result_labels(l: dict, src: dict | None) -> dict:
+        labels = drop_name(l) if drop else dict(l)
+        if card == "one_to_one":
+            if on is not None:
+                return {k2: v2 for k2, v2 in labels.items() if k2 in on}
+            ign = set(ignoring or ())
+            return {k2: v2 for k2, v2 in labels.items() if k2 not in ign}
+        for name in include:
+            if src is not None and src.get(name, ""):
+                labels[name] = src[name]
+            else:
+                labels.pop(name, None)
+        return labels
+
+    for i, l in enumerate(many.labels):
+        k = _sig(l, on, ignoring)
+        mv, mm = many.vals[i], many.mask[i]
+        if k in one_sigs:
+            ov, om = one_sigs[k]
+            emit(result_labels(l, one.labels[one_rows[k][0]]), mv, mm, ov, om)
+        else:
+            om = none
+        if fill_one is not None:   # the one side is missing here: complete it (no labels to join)
+            emit(result_labels(l, None), mv, mm & ~om, np.full(S, fill_one), ~om)
+    if fill_many is not None:
+        for k, (ov, om) in one_sigs.items():
+            rows = many_rows.get(k, [])
+            present = many.mask[rows].any(axis=0) if rows else none
+            gap = om & ~present
+            if not gap.any():
+                continue
+            filled = {name: v for name, v in k if v}   # the match group's labels
+            src = one.labels[one_rows[k][0]]
+            emit(result_labels(filled, src), np.full(S, fill_many), gap, ov, gap)
     vals = list(out.values())
     return Vec.of([x[0] for x in vals], [x[1] for x in vals], [x[2] for x in vals], S)

@@ -152,6 +152,14 @@ class Engine:
         return res
 
 
+def _fill(mod):
+    """The binary operator's fill(...)/fill_left(...)/fill_right(...) values, or None."""
+    f = getattr(mod, "fill_values", None) if mod is not None else None
+    if f is None or (f.lhs is None and f.rhs is None):
+        return None
+    return (f.lhs, f.rhs)
+
+
 class _Eval:
     def __init__(self, engine: Engine, q: _Query):
         self.e = engine
@@ -360,6 +368,9 @@ class _Eval:
         return_bool = bool(mod.return_bool) if mod is not None else False
         if isinstance(lhs, String) or isinstance(rhs, String):
             raise BadData("binary expressions on strings are not allowed")
+        if _fill(mod) is not None and (not isinstance(lhs, Vec) or not isinstance(rhs, Vec) or op in B.SET):
+            raise BadData(f"fill modifiers are only allowed between two instant vectors with an arithmetic or "
+                          f"comparison operator, not with {op}")
         if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
             return B.scalar_scalar(op, lhs, rhs, return_bool)
         if isinstance(lhs, Scalar):
@@ -377,7 +388,7 @@ class _Eval:
             c = str(mod.card)
             card = {"ManyToOne": "many_to_one", "OneToMany": "one_to_many"}.get(c.split(".")[-1], "one_to_one")
             include = list(mod.group_labels or [])
-        return B.vector_vector(op, lhs, rhs, card, on, ignoring, include, return_bool)
+        return B.vector_vector(op, lhs, rhs, card, on, ignoring, include, return_bool, _fill(mod))
 
     def _SubqueryExpr(self, node, T):
         raise BadData("a subquery must be the argument of a range function (e.g. max_over_time)")
