@@ -60,6 +60,9 @@ def call(ev, node, T):
     if name == "round":
         v = _vec(ev, args[0], T, name)
         return F.round_fn(v, [_scalar(ev, a, T, name) for a in args[1:]])
+    if name == "step":
+        raise BadData("step() is only meaningful inside a duration expression (an experimental Prometheus "
+                      "feature Tocsin does not support)")
     if name == "time":
         return Scalar(T / 1e9)
     if name == "pi":
@@ -116,6 +119,14 @@ def _range_call(ev, name: str, args: list, T):
     if name == "quantile_over_time":
         params = [_scalar(ev, args[0], T, name).vals]
         rnode = args[1]
+    elif name == "double_exponential_smoothing":
+        rnode = args[0]
+        sf, tf = _scalar(ev, args[1], T, name).vals, _scalar(ev, args[2], T, name).vals
+        for what, f in (("smoothing", sf), ("trend", tf)):
+            bad = f[~((f > 0) & (f < 1))]
+            if len(bad):
+                raise BadData(f"invalid {what} factor. Expected: 0 < {what[0]}f < 1, got: {float(bad[0]):f}")
+        params = [sf, tf]
     elif name == "predict_linear":
         rnode = args[0]
         params = [_scalar(ev, args[1], T, name).vals, T]

@@ -7,6 +7,7 @@ grid are slices of sorted arrays (floats) or differences of cumulative sums
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -34,8 +35,16 @@ DEFAULT_SUBQUERY_STEP_S = 60
 
 @lru_cache(maxsize=4096)
 def _parse(expr: str):
-    """Parsed expressions are only read by the evaluator, so they are shared."""
-    return promql_parser.parse(expr)
+    """Parsed expressions are only read by the evaluator, so they are shared.
+    Messages Prometheus words differently are given its wording (e.g. Prometheus 3
+    answers ``holt_winters`` with 'unknown function with name "holt_winters"')."""
+    try:
+        return promql_parser.parse(expr)
+    except ValueError as e:
+        m = re.fullmatch(r"unknown function with name '(.*)'", str(e))
+        if m:
+            raise ValueError(f'unknown function with name "{m.group(1)}"') from None
+        raise
 
 
 def _unparen(node):

@@ -107,6 +107,24 @@ def _quantile(q: float, x: np.ndarray) -> float:
     return float(s[lo] * (1 - w) + s[hi] * w)
 
 
+def _smooth(v, b, e, sf: np.ndarray, tf: np.ndarray) -> np.ndarray:
+    """double_exponential_smoothing (Holt's linear method), as Prometheus: level
+    starts at the first sample, trend at the first difference."""
+    out = np.full(len(b), np.nan)
+    for i, (x, y) in enumerate(zip(b.tolist(), e.tolist())):
+        if y - x < 2:
+            continue
+        a, t = float(sf[i]), float(tf[i])
+        s0, s1 = 0.0, float(v[x])
+        tr = float(v[x + 1]) - float(v[x])
+        for j in range(1, y - x):
+            if j > 1:
+                tr = t * (s1 - s0) + (1 - t) * tr
+            s0, s1 = s1, a * float(v[x + j]) + (1 - a) * (s1 + tr)
+        out[i] = s1
+    return out
+
+
 def _stdvar(x):
     return K.variance(x)
 
@@ -114,7 +132,8 @@ def _stdvar(x):
 RANGE_FUNCS = {"rate", "increase", "delta", "irate", "idelta", "resets", "changes", "deriv", "predict_linear",
                "avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time",
                "last_over_time", "first_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time",
-               "present_over_time", "mad_over_time", "absent_over_time"}
+               "present_over_time", "mad_over_time", "absent_over_time", "double_exponential_smoothing",
+               "ts_of_max_over_time", "ts_of_min_over_time", "ts_of_last_over_time", "ts_of_first_over_time"}
 
 KEEP_NAME = {"last_over_time", "first_over_time"}
 
@@ -180,6 +199,24 @@ def eval_float(func: str, fd: FloatData, T: np.ndarray, w_ns: int, params: list)
         for i, (x, y) in enumerate(zip(b.tolist(), e.tolist())):
             if y > x:
                 out[i] = _quantile(float(q[i]), v[x:y])
+        return out, has
+    if func == "double_exponential_smoothing":
+        return _smooth(v, b, e, params[0], params[1]), n >= 2
+    if func == "ts_of_last_over_time":
+        return np.where(has, ts[np.maximum(e - 1, 0)] / NS if len(ts) else np.nan, np.nan), has
+    if func == "ts_of_first_over_time":
+        return np.where(has, ts[np.minimum(b, max(len(ts) - 1, 0))] / NS if len(ts) else np.nan, np.nan), has
+    if func in ("ts_of_max_over_time", "ts_of_min_over_time"):
+        better = (lambda x, y: x >= y) if func == "ts_of_max_over_time" else (lambda x, y: x <= y)
+        out = np.full(len(T), np.nan)
+        for i, (x, y) in enumerate(zip(b.tolist(), e.tolist())):
+            best, at = math.nan, None
+            for j in range(x, y):   # the latest of equal extremes; NaN only until a number comes
+                c = float(v[j])
+                if at is None or math.isnan(best) or (not math.isnan(c) and better(c, best)):
+                    best, at = c, j
+            if at is not None:
+                out[i] = ts[at] / NS
         return out, has
     if func in ("deriv", "predict_linear"):
         Tms = T // MS
