@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collector.query import annotations
 from collector.query import hist as H
 from collector.query.errors import BadData, Unprocessable
 from collector.query.values import Scalar, Vec, drop_name, lkey
@@ -59,13 +60,11 @@ def vector_scalar(op: str, v: Vec, s: Scalar, scalar_left: bool, return_bool: bo
     hists = []
     if v.hists:
         if op == "*" or (op == "/" and not scalar_left):
-            for h in v.hists:
-                m = h.get(max_cells)
+            with np.errstate(divide="ignore"):
                 f = s.vals if op == "*" else 1.0 / s.vals
-                m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present, m.scale * f)
-                hists.append(H.HSeries(drop_name(h.labels), mat=m))
+            hists = [H.scaled(h, f, max_cells) for h in v.hists]
         else:
-            raise BadData(f"operator {op} between a histogram and a scalar is not supported")
+            _incompatible(op, "float" if scalar_left else "histogram", "histogram" if scalar_left else "float")
     sv = s.vals[None, :]
     r = apply(op, sv, v.vals) if scalar_left else apply(op, v.vals, sv)
     if op in CMP:
@@ -73,6 +72,11 @@ def vector_scalar(op: str, v: Vec, s: Scalar, scalar_left: bool, return_bool: bo
             return Vec([drop_name(l) for l in v.labels], r.astype(float), v.mask.copy(), hists)
         return Vec(list(v.labels), v.vals.copy(), v.mask & r, hists)
     return Vec([drop_name(l) for l in v.labels], r, v.mask.copy(), hists)
+
+
+def _incompatible(op: str, left: str, right: str) -> None:
+    """Prometheus drops such samples and says so with an info annotation."""
+    annotations.info(f'incompatible sample types encountered for binary operator "{op}": {left} {op} {right}')
 
 
 def _sig(labels: dict, on: list[str] | None, ignoring: list[str] | None) -> tuple:
@@ -101,9 +105,50 @@ def _combine(v: Vec, rows: list[int], side: str) -> tuple[np.ndarray, np.ndarray
     return np.where(m, v.vals[rows], 0.0).sum(axis=0), m.any(axis=0)
 
 
+def _presence(v: Vec) -> Vec:
+    """Floats and histograms as rows of one Vec (histograms present where they are)."""
+    if not v.hists:
+        return v
+    S = v.vals.shape[1]
+    pres = [h.get(50_000_000).present for h in v.hists]
+    return Vec(list(v.labels) + [h.labels for h in v.hists],
+               np.vstack([v.vals] + [np.zeros((1, S))] * len(pres)),
+               np.vstack([v.mask] + [p[None, :] for p in pres]))
+
+
+def _split_back(res: Vec, parts: list[tuple[Vec, int]]) -> Vec:
+    """Undo _presence on a set operation's result: rows that were histograms get
+    their (masked) histograms back."""
+    floats_l, floats_v, floats_m, hists = [], [], [], []
+    row = 0
+    for v, nrows in parts:
+        nf = len(v.labels)
+        for i in range(nrows):
+            m = res.mask[row + i]
+            if i < nf:
+                floats_l.append(res.labels[row + i])
+                floats_v.append(res.vals[row + i])
+                floats_m.append(m)
+            elif m.any():
+                h = v.hists[i - nf]
+                x = h.get(50_000_000)
+                hists.append(H.HSeries(h.labels, mat=H.HMat(x.schema, x.keys, x.counts, x.count, x.sum, m, x.scale)))
+        row += nrows
+    out = Vec.of(floats_l, floats_v, floats_m, res.vals.shape[1])
+    out.hists = hists
+    return out
+
+
 def set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
     if lhs.hists or rhs.hists:
-        raise BadData(f"set operator {op} on histogram series is not supported")
+        L, R = _presence(lhs), _presence(rhs)
+        res = _set_op(op, L, R, on, ignoring)
+        parts = [(lhs, len(L.labels))] + ([(rhs, len(R.labels))] if op == "or" else [])
+        return _split_back(res, parts)
+    return _set_op(op, lhs, rhs, on, ignoring)
+
+
+def _set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
     S = lhs.vals.shape[1]
     rs = _by_sig(rhs, on, ignoring)
     rpres = {k: rhs.mask[r].any(axis=0) for k, r in rs.items()}
@@ -132,8 +177,59 @@ def vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include:
     the fill values apply (``fill_left`` then completes the right-hand side)."""
     if op in SET:
         return set_op(op, lhs, rhs, on, ignoring)
+    hists = []
     if lhs.hists or rhs.hists:
-        raise BadData(f"operator {op} between histogram series is not supported")
+        hists = _hist_binop(op, lhs, rhs, card, on, ignoring, return_bool)
+        lhs = Vec(lhs.labels, lhs.vals, lhs.mask)
+        rhs = Vec(rhs.labels, rhs.vals, rhs.mask)
+    out = _vector_vector(op, lhs, rhs, card, on, ignoring, include, return_bool, fill)
+    out.hists = hists
+    return out
+
+
+def _hist_binop(op, lhs: Vec, rhs: Vec, card, on, ignoring, return_bool) -> list:
+    """Histogram + histogram and histogram - histogram (one-to-one), as Prometheus;
+    other operators on histograms drop those samples with an info annotation."""
+    max_cells = 50_000_000
+    if op not in ("+", "-") or card != "one_to_one" or not (lhs.hists and rhs.hists):
+        left = "histogram" if lhs.hists else "float"
+        right = "histogram" if rhs.hists else "float"
+        _incompatible(op, left, right)
+        return []
+    if len(lhs.labels) or len(rhs.labels):
+        _incompatible(op, "histogram", "float")
+    right: dict[tuple, H.HSeries] = {}
+    for h in rhs.hists:
+        k = _sig(h.labels, on, ignoring)
+        if k in right:
+            raise Unprocessable("found duplicate series for the match group on the right hand-side of the "
+                                "operation; many-to-many matching not allowed")
+        right[k] = h
+    out = []
+    for h in lhs.hists:
+        k = _sig(h.labels, on, ignoring)
+        r = right.get(k)
+        if r is None:
+            continue
+        a, b = h.get(max_cells), r.get(max_cells)
+        if a.schema != b.schema:
+            annotations.warn(f'incompatible bucket layout encountered for binary operator {op}')
+            continue
+        b = H.HMat(b.schema, b.keys, b.counts, b.count, b.sum, b.present, b.scale * (-1.0 if op == "-" else 1.0))
+        m = H.add_mats([a, b])
+        both = a.present & b.present
+        m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, both, m.scale)
+        labels = drop_name(h.labels)
+        if on is not None:
+            labels = {x: y for x, y in labels.items() if x in on}
+        elif ignoring:
+            labels = {x: y for x, y in labels.items() if x not in set(ignoring)}
+        out.append(H.HSeries(labels, mat=m))
+    return out
+
+
+def _vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include: list[str],
+                   return_bool: bool, fill: tuple | None = None) -> Vec:
     S = lhs.vals.shape[1]
     swapped = card == "one_to_many"
     many, one = (rhs, lhs) if swapped else (lhs, rhs)

@@ -7,6 +7,7 @@ import numpy as np
 
 from collector.query import functions as F
 from collector.query import hist as H
+from collector.query import histrange as HR
 from collector.query import rangefuncs as R
 from collector.query.errors import BadData
 from collector.query.selectors import selector_matchers
@@ -73,7 +74,7 @@ def call(ev, node, T):
     if name == "scalar":
         return F.scalar_of(_vec(ev, args[0], T, name))
     if name == "timestamp":
-        v = _vec(ev, args[0], T, name).floats_only("timestamp()")
+        v = _vec(ev, args[0], T, name).floats_only("timestamp()", strict=True)
         ts = v.ts / 1e9 if v.ts is not None else np.broadcast_to(T / 1e9, v.vals.shape)
         return Vec([drop_name(l) for l in v.labels], np.array(ts, float), v.mask.copy())
     if name == "label_replace":
@@ -146,6 +147,10 @@ def _range_call(ev, name: str, args: list, T):
         for h in arg.hists:
             w = H.Window(arg.T, arg.w_ns, 0)
             present |= H.materialize(h.raw, w, ev.q.max_cells).present
+        for _, ts, mat in arg.hsamples:
+            r = HR.apply("present_over_time", {}, ts, mat, arg.T, arg.w_ns)
+            if r is not None:
+                present |= r[2]
         labels = F.absent_labels(arg.matchers) if type(rnode).__name__ == "MatrixSelector" else {}
         return _absent(labels, present, T)
     labels, vals, masks = [], [], []
@@ -163,6 +168,25 @@ def _range_call(ev, name: str, args: list, T):
             labels.append(drop_name(lab))
             vals.append(v)
             masks.append(m)
+    hists = []
+    if name in ("rate", "increase"):
+        hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]
+    elif arg.hists or arg.hsamples:
+        if name not in HR.HIST_OVER_TIME and name not in HR.FLOAT_ONLY:
+            raise BadData(f"{name}() of histogram samples is not supported")
+        srcs = [(h.labels,) + HR.samples_of(h, ev.q.max_cells) for h in arg.hists] + list(arg.hsamples)
+        for lab, ts, mat in srcs:
+            r = HR.apply(name, lab, ts, mat, arg.T, arg.w_ns)
+            if r is None:
+                continue
+            out_lab = dict(lab) if name in R.KEEP_NAME else drop_name(lab)
+            if r[0] == "float":
+                if r[2].any():
+                    labels.append(out_lab)
+                    vals.append(r[1])
+                    masks.append(r[2])
+            elif r[1].present.any():
+                hists.append(H.HSeries(out_lab, mat=r[1]))
     out = Vec.of(labels, vals, masks, S)
-    out.hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]
+    out.hists = hists
     return out

@@ -22,6 +22,7 @@ from collector.query import aggregate as A
 from collector.query import annotations
 from collector.query import binop as B
 from collector.query import hist as H
+from collector.query import histrange as HR
 from collector.query import loader as L
 from collector.query.errors import BadData, Timeout, Unprocessable
 from collector.query.readcache import HistReadCache
@@ -207,8 +208,9 @@ class _Eval:
         if isinstance(v, Scalar):
             return Scalar(-v.vals)
         if isinstance(v, Vec):
-            v.floats_only("unary minus")
-            return Vec([drop_name(l) for l in v.labels], -v.vals, v.mask)
+            out = Vec([drop_name(l) for l in v.labels], -v.vals, v.mask)
+            out.hists = [H.scaled(h, -1.0, self.q.max_cells) for h in v.hists]
+            return out
         raise BadData("unary minus needs a number or an instant vector")
 
     def _times(self, node, T: np.ndarray) -> np.ndarray:
@@ -304,8 +306,9 @@ class _Eval:
             if rows is None or not len(rows):
                 continue
             if x.access == HIST:
-                if not exact and func != "absent_over_time":
-                    raise BadData(f"{func}() of histogram series is not supported; use rate() or increase()")
+                if not exact and func not in ("absent_over_time", "matrix") and func not in HR.HIST_OVER_TIME \
+                        and func not in HR.FLOAT_ONLY:
+                    raise BadData(f"{func}() of histogram series is not supported")
                 arg.hists.append(H.HSeries(x.label_dict(), L.to_raw(rows, x.kind, self.q.now_ns), win))
             elif exact:
                 arg.deltas.append((x.label_dict(), L.to_delta(rows, x.access, self.q.now_ns)))
@@ -332,8 +335,9 @@ class _Eval:
             raise BadData("subquery of a scalar is not supported; wrap it in vector()")
         if not isinstance(inner, Vec):
             raise BadData("subquery needs an instant vector expression")
-        inner.floats_only("a subquery")
         arg = RangeArg([], [], [], times, w)
+        for h in inner.hists:
+            arg.hsamples.append((h.labels, grid, h.get(self.q.max_cells)))
         for i, l in enumerate(inner.labels):
             m = inner.mask[i]
             arg.floats.append((l, L.FloatData(grid[m], inner.vals[i][m], np.zeros(int(m.sum()), bool))))
