@@ -108,6 +108,8 @@ def _labels_of(text: str) -> dict:
     import promql_parser
 
     t = text.strip()
+    if t.replace(" ", "") in ("", "{}"):
+        return {}
     try:
         node = promql_parser.parse(t)
     except ValueError as e:
