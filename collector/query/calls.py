@@ -61,6 +61,9 @@ def call(ev, node, T):
     if name == "round":
         v = _vec(ev, args[0], T, name)
         return F.round_fn(v, [_scalar(ev, a, T, name) for a in args[1:]])
+    if name == "info":
+        from collector.query.info import info
+        return info(ev, args, T)
     if name == "step":
         raise BadData("step() is only meaningful inside a duration expression (an experimental Prometheus "
                       "feature Tocsin does not support)")
