@@ -83,8 +83,9 @@ def exact_cumsum_ok(v: np.ndarray) -> bool:
         return True
     if not np.isfinite(v).all():
         return False
-    a = np.abs(v)
-    return bool(a.sum() < _EXACT and (np.floor(v) == v).all())
+    with np.errstate(over="ignore"):
+        total = np.abs(v).sum()
+    return bool(total < _EXACT and (np.floor(v) == v).all())
 
 
 def fsum(x: np.ndarray) -> float:
