@@ -6,7 +6,16 @@ from __future__ import annotations
 import promql_parser
 
 
+def expr_text(expr):
+    """A rule's ``expr`` as PromQL text: YAML numbers (``expr: 1``, ``12.34e6``) are
+    PromQL numbers, as promtool reads them; anything else is returned unchanged."""
+    if isinstance(expr, (int, float)) and not isinstance(expr, bool):
+        return repr(float(expr)) if isinstance(expr, float) else str(int(expr))
+    return expr
+
+
 def check_expr(expr) -> str | None:
+    expr = expr_text(expr)
     if not isinstance(expr, str) or not expr.strip():
         return "expr must be a non-empty PromQL string"
     try:
