@@ -126,6 +126,27 @@ def _plain_window_sums(v: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarra
     return out
 
 
+_SHORT = 64   # windows up to this many samples: Neumaier vectorised over steps
+
+
+def _kahan_window_sums(v: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Prometheus's compensated sum of every window at once: the j-th sample of
+    every window is added in one numpy step."""
+    n = e - b
+    s = np.zeros(len(b))
+    c = np.zeros(len(b))
+    last = len(v) - 1
+    for j in range(int(n.max(initial=0))):
+        ok = n > j
+        x = np.where(ok, v[np.minimum(b + j, last)], 0.0)
+        ns, nc = kahan_inc(x, s, c)
+        s = np.where(ok, ns, s)
+        c = np.where(ok, nc, c)
+    with np.errstate(invalid="ignore"):
+        out = np.where(np.isinf(s), s, s + c)
+    return np.where(n > 0, out, np.nan)
+
+
 def window_sums(v: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
     """Sum of v[b:e] per step (NaN for an empty window)."""
     if exact_cumsum_ok(v):
@@ -134,6 +155,8 @@ def window_sums(v: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
         return np.where(e > b, c[np.minimum(e, len(v))] - c[np.minimum(b, len(v))], np.nan)
     if _one_sign(v):
         return _plain_window_sums(v, b, e)
+    if len(b) > 1 and int((e - b).max(initial=0)) <= _SHORT:
+        return _kahan_window_sums(v, b, e)
     out = np.full(len(b), np.nan)
     for i, (x, y) in enumerate(zip(b.tolist(), e.tolist())):
         if y > x:
@@ -142,7 +165,8 @@ def window_sums(v: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 
 def window_means(v: np.ndarray, b: np.ndarray, e: np.ndarray) -> np.ndarray:
-    if exact_cumsum_ok(v) or (_one_sign(v) and np.abs(v).max(initial=0.0) < 1e300):
+    if exact_cumsum_ok(v) or (_one_sign(v) and np.abs(v).max(initial=0.0) < 1e300) or \
+            (len(b) > 1 and int((e - b).max(initial=0)) <= _SHORT and np.abs(v).max(initial=0.0) < 1e300):
         n = e - b
         with np.errstate(all="ignore"):
             return window_sums(v, b, e) / n
