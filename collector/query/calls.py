@@ -122,6 +122,7 @@ def _range_call(ev, name: str, args: list, T):
     params: list = []
     if name == "quantile_over_time":
         params = [_scalar(ev, args[0], T, name).vals]
+        F._check_q(params[0])
         rnode = args[1]
     elif name == "double_exponential_smoothing":
         rnode = args[0]

@@ -146,6 +146,7 @@ def test_classic_annotations():
     r = e.instant("histogram_quantile(1.01, n_bucket)", 3000)
     assert r.warnings == ["PromQL warning: quantile value should be between 0 and 1, got 1.01"]
     assert engine("m 1").instant("quantile(-1, m)", 0).warnings[0].endswith("got -1")
+    assert engine("m 1").instant("quantile_over_time(NaN, m[5m])", 0).warnings[0].endswith("got NaN")
 
 
 INFO = """
