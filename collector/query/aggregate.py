@@ -162,7 +162,6 @@ def _floats(op, v: Vec, by, without, param) -> Vec:
     cnt = np.zeros((G, S))
     np.add.at(cnt, gid, mask.astype(float))
     present = cnt > 0
-    mv = np.where(mask, vals, 0.0)
     if op == "sum":
         res = K.group_sum(vals, mask, gid, G)
     elif op in ("avg", "stddev", "stdvar"):
