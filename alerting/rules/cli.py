@@ -16,11 +16,20 @@ def _check(args) -> int:
             print(e, file=sys.stderr)
         print(f"FAILED: {len(errors)} error(s) in {len(files)} file(s)", file=sys.stderr)
         return 1
+    from alerting.rules.exprcheck import never_samples
+
+    warnings = 0
+    for g in groups:
+        for i, r in enumerate(g.rules, 1):
+            for w in never_samples(r.expr) if r.expr else ():
+                print(f'{r.pos}: group "{g.name}", rule {i} "{r.name}": warning: {w}', file=sys.stderr)
+                warnings += 1
     n = sum(len(g.rules) for g in groups)
     if args.explain:
         for g in groups:
             print("\n".join(explain(compile_group(g))))
-    print(f"SUCCESS: {n} rule(s) in {len(groups)} group(s) in {len(files)} file(s)")
+    print(f"SUCCESS: {n} rule(s) in {len(groups)} group(s) in {len(files)} file(s)"
+          + (f", {warnings} warning(s)" if warnings else ""))
     return 0
 
 

@@ -6,7 +6,16 @@ from __future__ import annotations
 import promql_parser
 
 
+def expr_text(expr):
+    """A rule's ``expr`` as PromQL text: YAML numbers (``expr: 1``, ``12.34e6``) are
+    PromQL numbers, as promtool reads them; anything else is returned unchanged."""
+    if isinstance(expr, (int, float)) and not isinstance(expr, bool):
+        return repr(float(expr)) if isinstance(expr, float) else str(int(expr))
+    return expr
+
+
 def check_expr(expr) -> str | None:
+    expr = expr_text(expr)
     if not isinstance(expr, str) or not expr.strip():
         return "expr must be a non-empty PromQL string"
     try:
@@ -37,3 +46,103 @@ def _bracket_hint(expr: str) -> str:
         c, i = stack[-1]
         return f" (unclosed {c!r} at column {i + 1} of the expression)"
     return ""
+
+
+# -- expressions that can never produce a sample ------------------------------------------------
+
+# Metrics that only ever hold histogram samples in Tocsin.
+HISTOGRAM_METRICS = frozenset({"traces_span_metrics_duration_seconds"})
+# Aggregations that ignore histogram samples (Prometheus answers them with an info).
+_FLOAT_AGGS = {"min", "max", "topk", "bottomk", "quantile", "stddev", "stdvar", "count_values"}
+# Functions of floats only: a histogram argument gives no sample.
+_FLOAT_FUNCS = {"abs", "ceil", "floor", "round", "sqrt", "exp", "ln", "log2", "log10", "sgn", "clamp", "clamp_min",
+                "clamp_max", "deg", "rad", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh",
+                "asinh", "acosh", "atanh", "max_over_time", "min_over_time", "quantile_over_time",
+                "stddev_over_time", "stdvar_over_time", "mad_over_time", "deriv", "predict_linear",
+                "double_exponential_smoothing", "ts_of_max_over_time", "ts_of_min_over_time", "scalar",
+                "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour", "minute", "month", "year"}
+# Functions whose result is histograms when their argument is.
+_HIST_KEEP = {"rate", "increase", "irate", "delta", "idelta", "last_over_time", "first_over_time",
+              "sum_over_time", "avg_over_time", "sort", "sort_desc", "sort_by_label", "sort_by_label_desc",
+              "label_replace", "label_join", "limitk"}
+
+
+def _kind(n) -> str:
+    return type(n).__name__
+
+
+def _hist_only(n) -> bool:
+    """True when the expression can only give histogram samples."""
+    k = _kind(n)
+    if k == "ParenExpr" or k == "UnaryExpr":
+        return _hist_only(n.expr)
+    if k == "VectorSelector":
+        names = {m.value for m in n.matchers.matchers if m.name == "__name__" and str(m.op) == "MatchOp.Equal"}
+        if n.name:
+            names.add(n.name)
+        return bool(names) and names <= HISTOGRAM_METRICS
+    if k == "MatrixSelector":
+        return _hist_only(n.vector_selector)
+    if k == "SubqueryExpr":
+        return _hist_only(n.expr)
+    if k == "AggregateExpr":
+        return str(n.op) in ("sum", "avg", "limitk", "limit_ratio") and _hist_only(n.expr)
+    if k == "Call":
+        args = list(n.args)
+        return n.func.name in _HIST_KEEP and bool(args) and _hist_only(args[0])
+    if k == "BinaryExpr":
+        op = str(n.op)
+        if op in ("+", "-"):
+            return _hist_only(n.lhs) and _hist_only(n.rhs)
+        if op in ("*", "/"):
+            return (_hist_only(n.lhs) and _kind(n.rhs) == "NumberLiteral") or \
+                   (op == "*" and _hist_only(n.rhs) and _kind(n.lhs) == "NumberLiteral")
+        if op in ("and", "unless"):
+            return _hist_only(n.lhs)
+        if op == "or":
+            return _hist_only(n.lhs) and _hist_only(n.rhs)
+    return False
+
+
+def _children(n):
+    k = _kind(n)
+    if k in ("ParenExpr", "UnaryExpr"):
+        return [n.expr]
+    if k == "MatrixSelector":
+        return [n.vector_selector]
+    if k == "SubqueryExpr":
+        return [n.expr]
+    if k == "AggregateExpr":
+        return [x for x in (n.param, n.expr) if x is not None]
+    if k == "Call":
+        return list(n.args)
+    if k == "BinaryExpr":
+        return [n.lhs, n.rhs]
+    return []
+
+
+def never_samples(expr: str) -> list[str]:
+    """Why parts of ``expr`` can never produce a sample on the series they select
+    (e.g. ``max`` over a histogram-only metric: Prometheus and Tocsin ignore
+    histogram samples there). Empty when nothing is known to be wrong."""
+    try:
+        root = promql_parser.parse(expr)
+    except (ValueError, TypeError):
+        return []
+    out: list[str] = []
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        k = _kind(n)
+        if k == "AggregateExpr" and str(n.op) in _FLOAT_AGGS and _hist_only(n.expr):
+            out.append(f"{n.op}(...) ignores histogram samples, and {n.expr} has only histograms: "
+                       "it never produces a sample (use histogram_quantile/histogram_count/histogram_sum first)")
+        elif k == "Call" and n.func.name in _FLOAT_FUNCS and n.args and any(_hist_only(a) for a in n.args):
+            out.append(f"{n.func.name}() takes only float samples, and its argument has only histograms: "
+                       "it never produces a sample")
+        elif k == "BinaryExpr" and str(n.op) not in ("+", "-", "*", "/", "and", "or", "unless") and \
+                (_hist_only(n.lhs) or _hist_only(n.rhs)):
+            out.append(f"operator {n.op} drops histogram samples, and one side has only histograms: "
+                       "it never produces a sample")
+        stack.extend(_children(n))
+    return out

@@ -12,7 +12,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
 from alerting.rules import template
-from alerting.rules.exprcheck import check_expr
+from alerting.rules.exprcheck import check_expr, expr_text
 from alerting.rules.spec import (DEFAULT_INTERVAL, DEFAULT_LATENCY_METRIC, NO_DATA_MODES, GroupSpec,
                                  LatencySpec, Pos, RuleSpec, SloSpec)
 from collector.durations import DurationError, parse_duration
@@ -273,7 +273,7 @@ def _rule(ctx, node, index: int) -> RuleSpec | None:
         if problem:
             ctx.err(ctx.pos(node, "expr"), problem)
         else:
-            expr = node["expr"].strip()
+            expr = expr_text(node["expr"]).strip()
     lat = _latency(ctx, node["latency"]) if kind == "alert" and "latency" in node else None
     slo = _slo(ctx, node["slo"]) if kind == "alert" and "slo" in node else None
     for_ = _duration(ctx, node, "for")

@@ -103,19 +103,26 @@ def _build_source(test: dict, interval: float):
 
 
 def _labels_of(text: str) -> dict:
-    from collector.query import seriesnotation
+    """promtool's ParseMetric: ``name{a="b"}`` or ``{__name__="name", a="b"}`` or ``{a="b"}``;
+    the metric name is kept as ``__name__``."""
+    import promql_parser
 
-    name, labels = seriesnotation.parse_series(text) if "{" not in text or not text.startswith("{") else \
-        ("", _parse_bare_labels(text))
-    if name:
-        labels["__name__"] = name
-    return labels
-
-
-def _parse_bare_labels(text: str) -> dict:
-    from collector.query import seriesnotation
-
-    _, labels = seriesnotation.parse_series("x" + text)
+    t = text.strip()
+    if t.replace(" ", "") in ("", "{}"):
+        return {}
+    try:
+        node = promql_parser.parse(t)
+    except ValueError as e:
+        raise ValueError(f"1:1: parse error: {e}") from None
+    if type(node).__name__ != "VectorSelector" or node.at is not None or node.offset is not None:
+        raise ValueError("1:1: parse error: not a metric")
+    labels: dict[str, str] = {}
+    if node.name:
+        labels["__name__"] = node.name
+    for m in node.matchers.matchers:
+        if str(m.op) != "MatchOp.Equal":
+            raise ValueError(f"1:1: parse error: only = matchers are allowed in a metric, got {m.name!r}")
+        labels[m.name] = m.value
     return labels
 
 
@@ -170,27 +177,94 @@ def _run_one(test: dict, idx: int, rule_files: list[str], eval_interval: float, 
         if sorted(exp) != got:
             failures.append(Failure(name, f"alertname: {aname}, time: {format_duration(e)}, \n"
                                           f"        exp:{_show(sorted(exp))}, \n        got:{_show(got)}"))
+    fuzzy = bool(test.get("fuzzy_compare", False))
     for x in expr_tests:
-        e = _dur(x.get("eval_time"), "eval_time")
-        expr = x.get("expr", "")
-        try:
-            res = engine.instant_vector(expr, e)
-        except Exception as ex:
-            failures.append(Failure(name, f"    expr: {expr!r}, time: {format_duration(e)}, err: {ex}"))
-            continue
-        got = sorted((_fmt_labels(l), float(v)) for l, v in res)
-        exp = sorted((_fmt_labels(_labels_of(s["labels"]) if s.get("labels") else {}), float(s.get("value", 0)))
-                     for s in x.get("exp_samples") or [])
-        if len(got) != len(exp) or any(gl != el or not _close(gv, ev) for (gl, gv), (el, ev) in zip(got, exp)):
-            failures.append(Failure(name, f"    expr: {expr!r}, time: {format_duration(e)},\n"
-                                          f"        exp: {_show_samples(exp)}\n        got: {_show_samples(got)}"))
+        failures.extend(_expr_case(engine, name, x, fuzzy))
     return failures
 
 
-def _close(a: float, b: float) -> bool:
+def _expr_text(expr) -> str:
+    """promtool reads ``expr`` as a string: ``expr: 1`` and ``expr: 12.34e6`` are numbers in YAML."""
+    if isinstance(expr, bool) or expr is None:
+        return "" if expr is None else str(expr).lower()
+    if isinstance(expr, float):
+        return repr(expr)
+    return str(expr)
+
+
+def _expr_case(engine, name: str, x: dict, fuzzy: bool) -> list[Failure]:
+    """One promql_expr_test: a malformed case reports itself, the others still run."""
+    expr = _expr_text(x.get("expr", ""))
+    try:
+        e = _dur(x.get("eval_time"), "eval_time")
+    except RuleTestError as ex:
+        return [Failure(name, f"    expr: {_q(expr)}, err: {ex}")]
+    when = format_duration(e)
+    try:
+        exp = []
+        for smp in x.get("exp_samples") or []:
+            text = smp.get("labels") or ""
+            try:
+                labels = _labels_of(str(text)) if text else {}
+            except ValueError as ex:
+                raise RuleTestError(f"labels {_q(str(text))}: {ex}") from None
+            try:
+                value = float(smp.get("value", 0))
+            except (TypeError, ValueError):
+                raise RuleTestError(f"value {smp.get('value')!r} of labels {_q(str(text))} is not a number") from None
+            exp.append((_fmt_labels(labels), value))
+    except RuleTestError as ex:
+        return [Failure(name, f"    expr: {_q(expr)}, time: {when}, err: {ex}")]
+    try:
+        res = engine.instant_vector(expr, e)
+    except Exception as ex:
+        return [Failure(name, f"    expr: {_q(expr)}, time: {when}, err: {ex}")]
+    got = sorted((_fmt_labels(l), float(v)) for l, v in res)
+    exp.sort()
+    same = len(got) == len(exp) and all(gl == el and _equal(gv, ev, fuzzy) for (gl, gv), (el, ev) in zip(got, exp))
+    if same:
+        return []
+    return [Failure(name, f"    expr: {_q(expr)}, time: {when},\n"
+                          f"        exp: {_show_samples(exp)}\n        got: {_show_samples(got)}")]
+
+
+def _q(s: str) -> str:
+    """Go's %q."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _equal(a: float, b: float, fuzzy: bool) -> bool:
+    """promtool compares exactly (NaN equals NaN); with ``fuzzy_compare: true`` within
+    a relative 1e-6 as Prometheus's own test framework does."""
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return a == b or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    if a == b:
+        return True
+    return fuzzy and math.isclose(a, b, rel_tol=1e-6, abs_tol=0.0)
+
+
+def go_float_e(v: float) -> str:
+    """Go's strconv.FormatFloat(v, 'E', -1, 64): the shortest digits that read back
+    as v, so an expected and a got value never print alike unless they are equal."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    digits = repr(abs(v))
+    mant, _, exp = digits.partition("e")
+    if "." in mant:
+        whole, frac = mant.split(".")
+    else:
+        whole, frac = mant, ""
+    ex = int(exp) if exp else 0
+    ds = (whole + frac).lstrip("0")
+    if not ds:
+        return ("-" if math.copysign(1, v) < 0 else "") + "0E+00"
+    lead = len(whole.lstrip("0")) if whole.strip("0") else -(len(frac) - len(frac.lstrip("0")))
+    e10 = ex + lead - 1
+    ds = ds.rstrip("0") or "0"
+    m = ds[0] + ("." + ds[1:] if len(ds) > 1 else "")
+    return f"{'-' if v < 0 else ''}{m}E{'+' if e10 >= 0 else '-'}{abs(e10):02d}"
 
 
 def _show(items) -> str:
@@ -201,7 +275,7 @@ def _show(items) -> str:
 
 
 def _show_samples(items) -> str:
-    return ", ".join(f"{l} {v:g}" for l, v in items) or "(none)"
+    return ", ".join(f"{l} {go_float_e(v)}" for l, v in items) or "nil"
 
 
 def run_file(path: str, out=print) -> bool:
@@ -219,12 +293,16 @@ def run_file(path: str, out=print) -> bool:
         files = [f if os.path.isabs(f) else os.path.join(base, f) for f in doc.get("rule_files") or []]
         eval_interval = _dur(doc.get("evaluation_interval", "1m"), "evaluation_interval")
         order = list(doc.get("group_eval_order") or [])
-        failures = []
-        for i, t in enumerate(doc.get("tests") or [], 1):
-            failures.extend(_run_one(t, i, files, eval_interval, order))
-    except (RuleTestError, LatencySeriesError, ValueError, KeyError) as e:
+    except (RuleTestError, ValueError, KeyError, TypeError, AttributeError) as e:
         out(f"  FAILED:\n    {e}")
         return False
+    failures = []
+    for i, t in enumerate(doc.get("tests") or [], 1):
+        try:   # a malformed test group reports itself; the others still run
+            failures.extend(_run_one(t, i, files, eval_interval, order))
+        except (RuleTestError, LatencySeriesError, ValueError, KeyError, TypeError, AttributeError) as e:
+            tname = t.get("name") if isinstance(t, dict) else None
+            failures.append(Failure(str(tname or ""), f"    {e}"))
     if failures:
         out("  FAILED:")
         for f in failures:

@@ -53,8 +53,9 @@ def parse_time(s: str, what: str) -> float:
         raise BadData(f"invalid parameter \"{what}\": cannot parse \"{s}\" to a valid timestamp") from None
 
 
-def _ok(data, status: int = 200) -> JSONResponse:
-    return JSONResponse({"status": "success", "data": data}, status_code=status)
+def _ok(data, status: int = 200, **extra) -> JSONResponse:
+    """``extra``: the query's ``warnings`` / ``infos`` (top-level fields, as Prometheus)."""
+    return JSONResponse({"status": "success", "data": data, **extra}, status_code=status)
 
 
 def _dumps(obj) -> str:
@@ -72,9 +73,14 @@ def _chunked(obj) -> str:
     return _dumps(obj)
 
 
-def _ok_bytes(data) -> bytes:
-    """The success body, rendered where it is computed (a query thread), not on the event loop."""
-    return _chunked({"status": "success", "data": data}).encode()
+def _ok_bytes(data, **extra) -> bytes:
+    """The success body, rendered where it is computed (a query thread), not on the event loop.
+    ``extra``: the query's ``warnings`` / ``infos`` (top-level fields, as Prometheus)."""
+    return _chunked({"status": "success", "data": data, **extra}).encode()
+
+
+def _result_bytes(res) -> bytes:
+    return _ok_bytes(res.to_json(), **res.annotations())
 
 
 def _json(body: bytes) -> Response:
@@ -165,7 +171,7 @@ def routes(ctx) -> list[Route]:
             expr = required(p, "query")
             t = parse_time(p.get("time"), "time") if p.get("time") else now()
             lb, timeout = lookback(p), timeout_param(p)
-            return _json(await gate.run(lambda: _ok_bytes(engine.instant(expr, t, lb).to_json()), timeout))
+            return _json(await gate.run(lambda: _result_bytes(engine.instant(expr, t, lb)), timeout))
         except QueryError as e:
             return _err(e, metrics)
         finally:
@@ -179,8 +185,7 @@ def routes(ctx) -> list[Route]:
             start, end = parse_time(required(p, "start"), "start"), parse_time(required(p, "end"), "end")
             step = parse_duration(required(p, "step"), "step")
             lb, timeout = lookback(p), timeout_param(p)
-            return _json(await gate.run(lambda: _ok_bytes(engine.range(expr, start, end, step, lb).to_json()),
-                                        timeout))
+            return _json(await gate.run(lambda: _result_bytes(engine.range(expr, start, end, step, lb)), timeout))
         except QueryError as e:
             return _err(e, metrics)
         finally:

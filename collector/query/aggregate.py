@@ -3,8 +3,11 @@ topk, bottomk, quantile, count_values) by/without labels, over all steps at once
 from __future__ import annotations
 
 import numpy as np
+import xxhash
 
+from collector.query import annotations
 from collector.query import hist as H
+from collector.query import kahan as K
 from collector.query.errors import BadData
 from collector.query.seriesnotation import format_value
 from collector.query.values import Scalar, String, Vec, lkey
@@ -33,9 +36,117 @@ def _groups(labels: list[dict], by, without):
 
 def aggregate(op: str, v: Vec, by, without, param, max_cells: int) -> Vec:
     S = v.vals.shape[1]
+    if op == "limit_ratio":
+        return _limit_ratio(v, param, max_cells)
+    if op in ("quantile",) and isinstance(param, Scalar):
+        bad = param.vals[np.isnan(param.vals) | (param.vals < 0) | (param.vals > 1)]
+        if len(bad):
+            annotations.warn(f"quantile value should be between 0 and 1, got {format_value(float(bad[0]))}")
+    if v.hists and op in _HIST_IGNORED:
+        # As Prometheus: histogram samples take no part; an info says so.
+        annotations.info(f"ignored histogram in {op} aggregation")
+        v = Vec(v.labels, v.vals, v.mask, [], v.ts, v.sort)
+    if v.hists and op in ("count", "group"):
+        return _floats(op, _with_hist_presence(v, max_cells), by, without, param)
+    if v.hists and op == "limitk":
+        return _limitk_mixed(v, by, without, param, max_cells)
     out = _floats(op, v, by, without, param) if len(v.labels) else Vec.empty(S)
     if v.hists:
         out.hists = _hists(op, v, by, without, max_cells)
+        if len(out.labels) and op in ("sum", "avg"):
+            _drop_mixed(op, out, max_cells)
+    return out
+
+
+def _drop_mixed(op: str, out: Vec, max_cells: int) -> None:
+    """A group with float and histogram samples at one step has no result there
+    (Prometheus answers nothing for it, with a warning)."""
+    rows = {lkey(l): i for i, l in enumerate(out.labels)}
+    hists = []
+    for h in out.hists:
+        i = rows.get(lkey(h.labels))
+        if i is None:
+            hists.append(h)
+            continue
+        m = h.get(max_cells)
+        both = m.present & out.mask[i]
+        if both.any():
+            annotations.warn(f"encountered a mix of histograms and floats for {op} aggregation")
+            out.mask[i] &= ~both
+            m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present & ~both, m.scale)
+            h = H.HSeries(h.labels, mat=m)
+        hists.append(h)
+    out.hists = hists
+
+
+# Aggregations that take only float samples (Prometheus ignores histograms with an info).
+_HIST_IGNORED = {"min", "max", "topk", "bottomk", "quantile", "stddev", "stdvar", "count_values"}
+
+
+def _with_hist_presence(v: Vec, max_cells: int) -> Vec:
+    """Histogram series as rows that are present where the histogram is (count/group)."""
+    S = v.vals.shape[1]
+    labels = list(v.labels) + [h.labels for h in v.hists]
+    pres = [h.get(max_cells).present for h in v.hists]
+    vals = np.vstack([v.vals] + [np.ones((1, S))] * len(pres)) if pres else v.vals
+    mask = np.vstack([v.mask] + [p[None, :] for p in pres]) if pres else v.mask
+    return Vec(labels, vals, mask)
+
+
+def _limitk_mixed(v: Vec, by, without, param, max_cells: int) -> Vec:
+    """limitk over floats and histograms: the first k series per group (floats first)."""
+    nf = len(v.labels)
+    both = _with_hist_presence(v, max_cells)
+    picked = _topk("limitk", both, by, without, param)
+    out = Vec(list(v.labels), v.vals.copy(), picked.mask[:nf].copy())
+    hists = []
+    for j, h in enumerate(v.hists):
+        m = h.get(max_cells)
+        keep = picked.mask[nf + j]
+        if keep.any():
+            hists.append(H.HSeries(h.labels, mat=H.HMat(m.schema, m.keys, m.counts, m.count, m.sum,
+                                                         m.present & keep, m.scale)))
+    out.hists = hists
+    return out
+
+
+def ratio_offset(labels: dict) -> float:
+    """Prometheus's HashRatioSampler: the labels' xxhash64 (name, 0xff, value, 0xff
+    for each label in name order) over the largest uint64, in [0, 1]."""
+    buf = bytearray()
+    for k, x in sorted(labels.items()):
+        buf += k.encode() + b"\xff" + x.encode() + b"\xff"
+    return xxhash.xxh64_intdigest(bytes(buf)) / float(2 ** 64 - 1)
+
+
+def _limit_ratio(v: Vec, param, max_cells: int) -> Vec:
+    """limit_ratio(r, v): a deterministic sample of series by label hash; r < 0 takes
+    the complement of limit_ratio(1 + r, v), as Prometheus."""
+    if not isinstance(param, Scalar):
+        raise BadData("expected a number as the first argument of limit_ratio()")
+    r = param.vals
+    if np.isnan(r).any():
+        raise BadData("Ratio value NaN is NaN")
+    if (np.abs(r) > 1).any():
+        bad = float(r[np.abs(r) > 1][0])
+        annotations.warn(f"ratio value should be between -1 and 1, got {format_value(bad)}, capping to "
+                         f"{format_value(float(np.clip(bad, -1, 1)))}")
+    r = np.clip(r, -1.0, 1.0)
+
+    def take(labels: dict) -> np.ndarray:
+        off = ratio_offset(labels)
+        return np.where(r >= 0, off < r, off >= 1.0 + r) & (r != 0)
+
+    mask = v.mask.copy()
+    for i, l in enumerate(v.labels):
+        mask[i] &= take(l)
+    out = Vec(list(v.labels), v.vals.copy(), mask)
+    for h in v.hists:
+        m = h.get(max_cells)
+        keep = m.present & take(h.labels)
+        if keep.any():
+            out.hists.append(H.HSeries(h.labels, mat=H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, keep,
+                                                            m.scale)))
     return out
 
 
@@ -51,25 +162,19 @@ def _floats(op, v: Vec, by, without, param) -> Vec:
     cnt = np.zeros((G, S))
     np.add.at(cnt, gid, mask.astype(float))
     present = cnt > 0
-    mv = np.where(mask, vals, 0.0)
-    if op in ("sum", "avg", "stddev", "stdvar"):
-        tot = np.zeros((G, S))
-        np.add.at(tot, gid, mv)
-        if op == "sum":
-            res = tot
+    if op == "sum":
+        res = K.group_sum(vals, mask, gid, G)
+    elif op in ("avg", "stddev", "stdvar"):
+        mean = K.group_avg(vals, mask, gid, G, cnt)
+        if op == "avg":
+            res = mean
         else:
+            with np.errstate(invalid="ignore"):
+                dev = (vals - mean[gid]) ** 2
             with np.errstate(invalid="ignore", divide="ignore"):
-                mean = tot / cnt
-            if op == "avg":
-                res = mean
-            else:
-                dev = np.where(mask, (vals - mean[gid]) ** 2, 0.0)
-                sq = np.zeros((G, S))
-                np.add.at(sq, gid, dev)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    res = sq / cnt
-                if op == "stddev":
-                    res = np.sqrt(res)
+                res = K.group_sum(dev, mask, gid, G) / cnt
+            if op == "stddev":
+                res = np.sqrt(res)
     elif op == "count":
         res = cnt
     elif op == "group":
@@ -82,10 +187,9 @@ def _floats(op, v: Vec, by, without, param) -> Vec:
         q = param.vals
         res = np.full((G, S), np.nan)
         for g in range(G):
-            sub = np.where(mask[gid == g], vals[gid == g], np.nan)
+            sub, m = vals[gid == g], mask[gid == g]
             for s in range(S):
-                col = sub[:, s]
-                col = col[~np.isnan(col)] if np.isnan(col).any() else col
+                col = sub[m[:, s], s]
                 if len(col):
                     res[g, s] = _q(q[s], col)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collector.query import annotations
 from collector.query import hist as H
 from collector.query.errors import BadData, Unprocessable
 from collector.query.values import Scalar, Vec, drop_name, lkey
@@ -59,13 +60,11 @@ def vector_scalar(op: str, v: Vec, s: Scalar, scalar_left: bool, return_bool: bo
     hists = []
     if v.hists:
         if op == "*" or (op == "/" and not scalar_left):
-            for h in v.hists:
-                m = h.get(max_cells)
+            with np.errstate(divide="ignore"):
                 f = s.vals if op == "*" else 1.0 / s.vals
-                m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present, m.scale * f)
-                hists.append(H.HSeries(drop_name(h.labels), mat=m))
+            hists = [H.scaled(h, f, max_cells) for h in v.hists]
         else:
-            raise BadData(f"operator {op} between a histogram and a scalar is not supported")
+            _incompatible(op, "float" if scalar_left else "histogram", "histogram" if scalar_left else "float")
     sv = s.vals[None, :]
     r = apply(op, sv, v.vals) if scalar_left else apply(op, v.vals, sv)
     if op in CMP:
@@ -73,6 +72,11 @@ def vector_scalar(op: str, v: Vec, s: Scalar, scalar_left: bool, return_bool: bo
             return Vec([drop_name(l) for l in v.labels], r.astype(float), v.mask.copy(), hists)
         return Vec(list(v.labels), v.vals.copy(), v.mask & r, hists)
     return Vec([drop_name(l) for l in v.labels], r, v.mask.copy(), hists)
+
+
+def _incompatible(op: str, left: str, right: str) -> None:
+    """Prometheus drops such samples and says so with an info annotation."""
+    annotations.info(f'incompatible sample types encountered for binary operator "{op}": {left} {op} {right}')
 
 
 def _sig(labels: dict, on: list[str] | None, ignoring: list[str] | None) -> tuple:
@@ -101,9 +105,50 @@ def _combine(v: Vec, rows: list[int], side: str) -> tuple[np.ndarray, np.ndarray
     return np.where(m, v.vals[rows], 0.0).sum(axis=0), m.any(axis=0)
 
 
+def _presence(v: Vec) -> Vec:
+    """Floats and histograms as rows of one Vec (histograms present where they are)."""
+    if not v.hists:
+        return v
+    S = v.vals.shape[1]
+    pres = [h.get(50_000_000).present for h in v.hists]
+    return Vec(list(v.labels) + [h.labels for h in v.hists],
+               np.vstack([v.vals] + [np.zeros((1, S))] * len(pres)),
+               np.vstack([v.mask] + [p[None, :] for p in pres]))
+
+
+def _split_back(res: Vec, parts: list[tuple[Vec, int]]) -> Vec:
+    """Undo _presence on a set operation's result: rows that were histograms get
+    their (masked) histograms back."""
+    floats_l, floats_v, floats_m, hists = [], [], [], []
+    row = 0
+    for v, nrows in parts:
+        nf = len(v.labels)
+        for i in range(nrows):
+            m = res.mask[row + i]
+            if i < nf:
+                floats_l.append(res.labels[row + i])
+                floats_v.append(res.vals[row + i])
+                floats_m.append(m)
+            elif m.any():
+                h = v.hists[i - nf]
+                x = h.get(50_000_000)
+                hists.append(H.HSeries(h.labels, mat=H.HMat(x.schema, x.keys, x.counts, x.count, x.sum, m, x.scale)))
+        row += nrows
+    out = Vec.of(floats_l, floats_v, floats_m, res.vals.shape[1])
+    out.hists = hists
+    return out
+
+
 def set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
     if lhs.hists or rhs.hists:
-        raise BadData(f"set operator {op} on histogram series is not supported")
+        L, R = _presence(lhs), _presence(rhs)
+        res = _set_op(op, L, R, on, ignoring)
+        parts = [(lhs, len(L.labels))] + ([(rhs, len(R.labels))] if op == "or" else [])
+        return _split_back(res, parts)
+    return _set_op(op, lhs, rhs, on, ignoring)
+
+
+def _set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
     S = lhs.vals.shape[1]
     rs = _by_sig(rhs, on, ignoring)
     rpres = {k: rhs.mask[r].any(axis=0) for k, r in rs.items()}
@@ -124,52 +169,96 @@ def set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
 
 
 def vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include: list[str],
-                  return_bool: bool) -> Vec:
+                  return_bool: bool, fill: tuple | None = None) -> Vec:
+    """``fill`` = (lhs value, rhs value), either None: Prometheus's ``fill(v)``,
+    ``fill_left(v)``, ``fill_right(v)`` modifiers — a match group present on one
+    side only is completed with the value on the other, with the match group's
+    labels. As in Prometheus, with ``group_right`` the operands are swapped before
+    the fill values apply (``fill_left`` then completes the right-hand side)."""
     if op in SET:
         return set_op(op, lhs, rhs, on, ignoring)
+    hists = []
     if lhs.hists or rhs.hists:
-        raise BadData(f"operator {op} between histogram series is not supported")
+        hists = _hist_binop(op, lhs, rhs, card, on, ignoring, return_bool)
+        lhs = Vec(lhs.labels, lhs.vals, lhs.mask)
+        rhs = Vec(rhs.labels, rhs.vals, rhs.mask)
+    out = _vector_vector(op, lhs, rhs, card, on, ignoring, include, return_bool, fill)
+    out.hists = hists
+    return out
+
+
+def _hist_binop(op, lhs: Vec, rhs: Vec, card, on, ignoring, return_bool) -> list:
+    """Histogram + histogram and histogram - histogram (one-to-one), as Prometheus;
+    other operators on histograms drop those samples with an info annotation."""
+    max_cells = 50_000_000
+    if op not in ("+", "-") or card != "one_to_one" or not (lhs.hists and rhs.hists):
+        left = "histogram" if lhs.hists else "float"
+        right = "histogram" if rhs.hists else "float"
+        _incompatible(op, left, right)
+        return []
+    if len(lhs.labels) or len(rhs.labels):
+        _incompatible(op, "histogram", "float")
+    right: dict[tuple, H.HSeries] = {}
+    for h in rhs.hists:
+        k = _sig(h.labels, on, ignoring)
+        if k in right:
+            raise Unprocessable("found duplicate series for the match group on the right hand-side of the "
+                                "operation; many-to-many matching not allowed")
+        right[k] = h
+    out = []
+    for h in lhs.hists:
+        k = _sig(h.labels, on, ignoring)
+        r = right.get(k)
+        if r is None:
+            continue
+        a, b = h.get(max_cells), r.get(max_cells)
+        if a.schema != b.schema:
+            annotations.warn(f'incompatible bucket layout encountered for binary operator {op}')
+            continue
+        b = H.HMat(b.schema, b.keys, b.counts, b.count, b.sum, b.present, b.scale * (-1.0 if op == "-" else 1.0))
+        m = H.add_mats([a, b])
+        both = a.present & b.present
+        m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, both, m.scale)
+        labels = drop_name(h.labels)
+        if on is not None:
+            labels = {x: y for x, y in labels.items() if x in on}
+        elif ignoring:
+            labels = {x: y for x, y in labels.items() if x not in set(ignoring)}
+        out.append(H.HSeries(labels, mat=m))
+    return out
+
+
+def _vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include: list[str],
+                   return_bool: bool, fill: tuple | None = None) -> Vec:
     S = lhs.vals.shape[1]
-    many, one = (lhs, rhs) if card != "one_to_many" else (rhs, lhs)
+    swapped = card == "one_to_many"
+    many, one = (rhs, lhs) if swapped else (lhs, rhs)
+    fill_many, fill_one = fill if fill is not None else (None, None)
     one_rows = _by_sig(one, on, ignoring)
-    one_sigs = {k: _combine(one, r, "right" if one is rhs else "left") for k, r in one_rows.items()}
+    one_sigs = {k: _combine(one, r, "left" if swapped else "right") for k, r in one_rows.items()}
+    many_rows = _by_sig(many, on, ignoring)
     if card == "one_to_one":
-        for k, r in _by_sig(many, on, ignoring).items():
-            if len(r) > 1 and k in one_sigs:
+        for k, r in many_rows.items():
+            if len(r) > 1 and (k in one_sigs or fill_one is not None):
                 _combine(many, r, "left")
     out: dict[tuple, list] = {}
     drop = op in ARITH or return_bool
-    for i, l in enumerate(many.labels):
-        k = _sig(l, on, ignoring)
-        if k not in one_sigs:
-            continue
-        ov, om = one_sigs[k]
-        mv, mm = many.vals[i], many.mask[i]
-        lv, rv = (mv, ov) if many is lhs else (ov, mv)
+    none = np.zeros(S, bool)
+
+    def emit(labels: dict, mv, mm, ov, om):
+        lv, rv = (ov, mv) if swapped else (mv, ov)
         r = apply(op, lv, rv)
         mask = mm & om
         if op in CMP:
             if return_bool:
-                val = r.astype(float)
+                val = np.asarray(r, float)
             else:
                 mask = mask & r
                 val = lv
         else:
             val = r
-        labels = drop_name(l) if drop else dict(l)
-        if card == "one_to_one":
-            if on is not None:
-                labels = {k2: v2 for k2, v2 in labels.items() if k2 in on}
-            else:
-                ign = set(ignoring or ())
-                labels = {k2: v2 for k2, v2 in labels.items() if k2 not in ign}
-        else:
-            src = one.labels[one_rows[k][0]]
-            for name in include:
-                if src.get(name, ""):
-                    labels[name] = src[name]
-                else:
-                    labels.pop(name, None)
+        if not mask.any():
+            return
         key = lkey(labels)
         if key in out:
             prev = out[key]
@@ -180,5 +269,40 @@ def vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include:
             prev[2] = prev[2] | mask
         else:
             out[key] = [labels, np.asarray(val, float).copy(), mask.copy()]
+
+    def result_labels(l: dict, src: dict | None) -> dict:
+        labels = drop_name(l) if drop else dict(l)
+        if card == "one_to_one":
+            if on is not None:
+                return {k2: v2 for k2, v2 in labels.items() if k2 in on}
+            ign = set(ignoring or ())
+            return {k2: v2 for k2, v2 in labels.items() if k2 not in ign}
+        for name in include:
+            if src is not None and src.get(name, ""):
+                labels[name] = src[name]
+            else:
+                labels.pop(name, None)
+        return labels
+
+    for i, l in enumerate(many.labels):
+        k = _sig(l, on, ignoring)
+        mv, mm = many.vals[i], many.mask[i]
+        if k in one_sigs:
+            ov, om = one_sigs[k]
+            emit(result_labels(l, one.labels[one_rows[k][0]]), mv, mm, ov, om)
+        else:
+            om = none
+        if fill_one is not None:   # the one side is missing here: complete it (no labels to join)
+            emit(result_labels(l, None), mv, mm & ~om, np.full(S, fill_one), ~om)
+    if fill_many is not None:
+        for k, (ov, om) in one_sigs.items():
+            rows = many_rows.get(k, [])
+            present = many.mask[rows].any(axis=0) if rows else none
+            gap = om & ~present
+            if not gap.any():
+                continue
+            filled = {name: v for name, v in k if v}   # the match group's labels
+            src = one.labels[one_rows[k][0]]
+            emit(result_labels(filled, src), np.full(S, fill_many), gap, ov, gap)
     vals = list(out.values())
     return Vec.of([x[0] for x in vals], [x[1] for x in vals], [x[2] for x in vals], S)

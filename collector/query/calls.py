@@ -7,6 +7,7 @@ import numpy as np
 
 from collector.query import functions as F
 from collector.query import hist as H
+from collector.query import histrange as HR
 from collector.query import rangefuncs as R
 from collector.query.errors import BadData
 from collector.query.selectors import selector_matchers
@@ -40,9 +41,16 @@ def _vec(ev, node, T, fname: str) -> Vec:
     return v
 
 
+def unparen(node):
+    """Prometheus drops parentheses around function and aggregation arguments."""
+    while type(node).__name__ == "ParenExpr":
+        node = node.expr
+    return node
+
+
 def call(ev, node, T):
     name = node.func.name
-    args = list(node.args)
+    args = [unparen(a) for a in node.args]
     if name in R.RANGE_FUNCS:
         return _range_call(ev, name, args, T)
     if name in F._MATH:
@@ -53,6 +61,12 @@ def call(ev, node, T):
     if name == "round":
         v = _vec(ev, args[0], T, name)
         return F.round_fn(v, [_scalar(ev, a, T, name) for a in args[1:]])
+    if name == "info":
+        from collector.query.info import info
+        return info(ev, args, T)
+    if name == "step":
+        raise BadData("step() is only meaningful inside a duration expression (an experimental Prometheus "
+                      "feature Tocsin does not support)")
     if name == "time":
         return Scalar(T / 1e9)
     if name == "pi":
@@ -63,7 +77,7 @@ def call(ev, node, T):
     if name == "scalar":
         return F.scalar_of(_vec(ev, args[0], T, name))
     if name == "timestamp":
-        v = _vec(ev, args[0], T, name).floats_only("timestamp()")
+        v = _vec(ev, args[0], T, name).floats_only("timestamp()", strict=True)
         ts = v.ts / 1e9 if v.ts is not None else np.broadcast_to(T / 1e9, v.vals.shape)
         return Vec([drop_name(l) for l in v.labels], np.array(ts, float), v.mask.copy())
     if name == "label_replace":
@@ -108,10 +122,19 @@ def _range_call(ev, name: str, args: list, T):
     params: list = []
     if name == "quantile_over_time":
         params = [_scalar(ev, args[0], T, name).vals]
+        F._check_q(params[0])
         rnode = args[1]
+    elif name == "double_exponential_smoothing":
+        rnode = args[0]
+        sf, tf = _scalar(ev, args[1], T, name).vals, _scalar(ev, args[2], T, name).vals
+        for what, f in (("smoothing", sf), ("trend", tf)):
+            bad = f[~((f > 0) & (f < 1))]
+            if len(bad):
+                raise BadData(f"invalid {what} factor. Expected: 0 < {what[0]}f < 1, got: {float(bad[0]):f}")
+        params = [sf, tf]
     elif name == "predict_linear":
         rnode = args[0]
-        params = [_scalar(ev, args[1], T, name).vals]
+        params = [_scalar(ev, args[1], T, name).vals, T]
     else:
         rnode = args[0]
     if type(rnode).__name__ not in _RANGE_KINDS:
@@ -128,6 +151,10 @@ def _range_call(ev, name: str, args: list, T):
         for h in arg.hists:
             w = H.Window(arg.T, arg.w_ns, 0)
             present |= H.materialize(h.raw, w, ev.q.max_cells).present
+        for _, ts, mat in arg.hsamples:
+            r = HR.apply("present_over_time", {}, ts, mat, arg.T, arg.w_ns)
+            if r is not None:
+                present |= r[2]
         labels = F.absent_labels(arg.matchers) if type(rnode).__name__ == "MatrixSelector" else {}
         return _absent(labels, present, T)
     labels, vals, masks = [], [], []
@@ -145,6 +172,25 @@ def _range_call(ev, name: str, args: list, T):
             labels.append(drop_name(lab))
             vals.append(v)
             masks.append(m)
+    hists = []
+    if name in ("rate", "increase"):
+        hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]
+    elif arg.hists or arg.hsamples:
+        if name not in HR.HIST_OVER_TIME and name not in HR.FLOAT_ONLY:
+            raise BadData(f"{name}() of histogram samples is not supported")
+        srcs = [(h.labels,) + HR.samples_of(h, ev.q.max_cells) for h in arg.hists] + list(arg.hsamples)
+        for lab, ts, mat in srcs:
+            r = HR.apply(name, lab, ts, mat, arg.T, arg.w_ns)
+            if r is None:
+                continue
+            out_lab = dict(lab) if name in R.KEEP_NAME else drop_name(lab)
+            if r[0] == "float":
+                if r[2].any():
+                    labels.append(out_lab)
+                    vals.append(r[1])
+                    masks.append(r[2])
+            elif r[1].present.any():
+                hists.append(H.HSeries(out_lab, mat=r[1]))
     out = Vec.of(labels, vals, masks, S)
-    out.hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]
+    out.hists = hists
     return out

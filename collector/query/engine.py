@@ -7,6 +7,7 @@ grid are slices of sorted arrays (floats) or differences of cumulative sums
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from contextlib import contextmanager
@@ -19,8 +20,10 @@ import promql_parser
 from collector import cancel
 from collector.model import NS
 from collector.query import aggregate as A
+from collector.query import annotations
 from collector.query import binop as B
 from collector.query import hist as H
+from collector.query import histrange as HR
 from collector.query import loader as L
 from collector.query.errors import BadData, Timeout, Unprocessable
 from collector.query.gate import run_with_token
@@ -35,8 +38,22 @@ DEFAULT_SUBQUERY_STEP_S = 60
 
 @lru_cache(maxsize=4096)
 def _parse(expr: str):
-    """Parsed expressions are only read by the evaluator, so they are shared."""
-    return promql_parser.parse(expr)
+    """Parsed expressions are only read by the evaluator, so they are shared.
+    Messages Prometheus words differently are given its wording (e.g. Prometheus 3
+    answers ``holt_winters`` with 'unknown function with name "holt_winters"')."""
+    try:
+        return promql_parser.parse(expr)
+    except ValueError as e:
+        m = re.fullmatch(r"unknown function with name '(.*)'", str(e))
+        if m:
+            raise ValueError(f'unknown function with name "{m.group(1)}"') from None
+        raise
+
+
+def _unparen(node):
+    while type(node).__name__ == "ParenExpr":
+        node = node.expr
+    return node
 
 
 def to_ns(t: float) -> int:
@@ -141,12 +158,25 @@ class Engine:
 
     def _evaluate(self, node, T: np.ndarray, q: "_Query", instant: bool) -> Result:
         ev = _Eval(self, q)
-        if instant and type(node).__name__ in ("MatrixSelector",):
-            return build_result(ev.matrix_selector(node, T), T, instant)
-        val = ev.eval(node, T)
-        if not instant and isinstance(val, String):
-            raise BadData("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
-        return build_result(val, T, instant, self.max_samples)
+        with annotations.collect() as notes:
+            top = _unparen(node)
+            if instant and type(top).__name__ == "MatrixSelector":
+                res = build_result(ev.matrix_selector(top, T), T, instant)
+            else:
+                val = ev.eval(node, T)
+                if not instant and isinstance(val, String):
+                    raise BadData("invalid expression type \"string\" for range query, must be Scalar or instant Vector")
+                res = build_result(val, T, instant, self.max_samples)
+        res.warnings, res.infos = notes.warnings, notes.infos
+        return res
+
+
+def _fill(mod):
+    """The binary operator's fill(...)/fill_left(...)/fill_right(...) values, or None."""
+    f = getattr(mod, "fill_values", None) if mod is not None else None
+    if f is None or (f.lhs is None and f.rhs is None):
+        return None
+    return (f.lhs, f.rhs)
 
 
 class _Eval:
@@ -188,8 +218,9 @@ class _Eval:
         if isinstance(v, Scalar):
             return Scalar(-v.vals)
         if isinstance(v, Vec):
-            v.floats_only("unary minus")
-            return Vec([drop_name(l) for l in v.labels], -v.vals, v.mask)
+            out = Vec([drop_name(l) for l in v.labels], -v.vals, v.mask)
+            out.hists = [H.scaled(h, -1.0, self.q.max_cells) for h in v.hists]
+            return out
         raise BadData("unary minus needs a number or an instant vector")
 
     def _times(self, node, T: np.ndarray) -> np.ndarray:
@@ -287,8 +318,9 @@ class _Eval:
             if rows is None or not len(rows):
                 continue
             if x.access == HIST:
-                if not exact and func != "absent_over_time":
-                    raise BadData(f"{func}() of histogram series is not supported; use rate() or increase()")
+                if not exact and func not in ("absent_over_time", "matrix") and func not in HR.HIST_OVER_TIME \
+                        and func not in HR.FLOAT_ONLY:
+                    raise BadData(f"{func}() of histogram series is not supported")
                 arg.hists.append(H.HSeries(x.label_dict(), L.to_raw(rows, x.kind, self.q.now_ns), win))
             elif exact:
                 arg.deltas.append((x.label_dict(), L.to_delta(rows, x.access, self.q.now_ns)))
@@ -315,8 +347,9 @@ class _Eval:
             raise BadData("subquery of a scalar is not supported; wrap it in vector()")
         if not isinstance(inner, Vec):
             raise BadData("subquery needs an instant vector expression")
-        inner.floats_only("a subquery")
         arg = RangeArg([], [], [], times, w)
+        for h in inner.hists:
+            arg.hsamples.append((h.labels, grid, h.get(self.q.max_cells)))
         for i, l in enumerate(inner.labels):
             m = inner.mask[i]
             arg.floats.append((l, L.FloatData(grid[m], inner.vals[i][m], np.zeros(int(m.sum()), bool))))
@@ -360,6 +393,9 @@ class _Eval:
         return_bool = bool(mod.return_bool) if mod is not None else False
         if isinstance(lhs, String) or isinstance(rhs, String):
             raise BadData("binary expressions on strings are not allowed")
+        if _fill(mod) is not None and (not isinstance(lhs, Vec) or not isinstance(rhs, Vec) or op in B.SET):
+            raise BadData(f"fill modifiers are only allowed between two instant vectors with an arithmetic or "
+                          f"comparison operator, not with {op}")
         if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
             return B.scalar_scalar(op, lhs, rhs, return_bool)
         if isinstance(lhs, Scalar):
@@ -377,7 +413,7 @@ class _Eval:
             c = str(mod.card)
             card = {"ManyToOne": "many_to_one", "OneToMany": "one_to_many"}.get(c.split(".")[-1], "one_to_one")
             include = list(mod.group_labels or [])
-        return B.vector_vector(op, lhs, rhs, card, on, ignoring, include, return_bool)
+        return B.vector_vector(op, lhs, rhs, card, on, ignoring, include, return_bool, _fill(mod))
 
     def _SubqueryExpr(self, node, T):
         raise BadData("a subquery must be the argument of a range function (e.g. max_over_time)")

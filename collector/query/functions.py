@@ -6,8 +6,11 @@ import re
 
 import numpy as np
 
+from collector.query import annotations
 from collector.query import hist as H
+from collector.query.seriesnotation import format_value
 from collector.query.errors import BadData
+from collector.query.regex import compile_anchored, expand
 from collector.query.values import Scalar, String, Vec, drop_name, lkey
 
 _MATH = {
@@ -26,20 +29,19 @@ def math_fn(name: str, v: Vec) -> Vec:
 
 
 def clamp(name: str, v: Vec, args: list) -> Vec:
+    """Go's math.Max/Min: a NaN bound or value gives NaN; clamp with min > max is empty."""
     v.floats_only(f"{name}()")
     vals = v.vals
-    if name == "clamp":
-        lo, hi = args[0].vals, args[1].vals
-        r = np.fmax(np.fmin(vals, hi), lo)
-        mask = v.mask & ~(lo > hi)[None, :]
-    elif name == "clamp_min":
-        r, mask = np.fmax(vals, args[0].vals), v.mask.copy()
-        r = np.where(np.isnan(vals), np.nan, r)
-    else:
-        r, mask = np.fmin(vals, args[0].vals), v.mask.copy()
-        r = np.where(np.isnan(vals), np.nan, r)
-    if name == "clamp":
-        r = np.where(np.isnan(vals), np.nan, r)
+    mask = v.mask.copy()
+    with np.errstate(invalid="ignore"):
+        if name == "clamp":
+            lo, hi = args[0].vals[None, :], args[1].vals[None, :]
+            r = np.maximum(lo, np.minimum(hi, vals))
+            mask &= ~(lo > hi)
+        elif name == "clamp_min":
+            r = np.maximum(vals, args[0].vals[None, :])
+        else:
+            r = np.minimum(vals, args[0].vals[None, :])
     return Vec([drop_name(l) for l in v.labels], r, mask)
 
 
@@ -50,23 +52,6 @@ def round_fn(v: Vec, args: list) -> Vec:
     with np.errstate(all="ignore"):
         r = np.floor(v.vals * inv + 0.5) / inv
     return Vec([drop_name(l) for l in v.labels], r, v.mask.copy())
-
-
-_TEMPLATE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-
-
-def _expand(template: str, m: re.Match) -> str:
-    def rep(x: re.Match) -> str:
-        name = x.group(1) or x.group(2)
-        try:
-            g = m.group(int(name)) if name.isdigit() else m.group(name)
-        except (IndexError, error_types):
-            return ""
-        return g or ""
-    return _TEMPLATE.sub(rep, template)
-
-
-error_types = (IndexError, re.error)
 
 
 def _dedupe(labels: list[dict], vals, mask, what: str) -> None:
@@ -81,9 +66,9 @@ def _dedupe(labels: list[dict], vals, mask, what: str) -> None:
 
 def label_replace(v: Vec, dst: str, repl: str, src: str, regex: str) -> Vec:
     try:
-        rx = re.compile(regex, re.DOTALL)
-    except re.error as e:
-        raise BadData(f"invalid regular expression in label_replace(): {regex!r}: {e}") from None
+        rx = compile_anchored(regex)
+    except BadData as e:
+        raise BadData(f"label_replace(): {e}") from None
     if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", dst) and dst != "__name__":
         raise BadData(f"invalid destination label name in label_replace(): {dst!r}")
 
@@ -92,7 +77,7 @@ def label_replace(v: Vec, dst: str, repl: str, src: str, regex: str) -> Vec:
         if m is None:
             return dict(l)
         out = dict(l)
-        val = _expand(repl, m)
+        val = expand(repl, m)
         if val:
             out[dst] = val
         else:
@@ -131,58 +116,89 @@ def scalar_of(v: Vec) -> Scalar:
 
 
 def absent_labels(matcher_sets) -> dict[str, str]:
+    """absent()'s output labels: a label named by exactly one matcher, an
+    equality matcher, keeps its value (as Prometheus); any other is left out."""
     if len(matcher_sets) != 1:
         return {}
+    seen: dict[str, int] = {}
     out: dict[str, str] = {}
-    dup = set()
     for name, op, value in matcher_sets[0]:
         if name == "__name__":
             continue
+        seen[name] = seen.get(name, 0) + 1
         if op == "=":
-            if name in out:
-                dup.add(name)
             out[name] = value
-    for d in dup:
-        out.pop(d, None)
-    return out
+    return {k: v for k, v in out.items() if seen[k] == 1}
 
 
 # -- histograms ---------------------------------------------------------------------------------
 
-def _classic(v: Vec) -> list[H.HSeries]:
-    """Float series with an ``le`` label (classic bucket counters) as custom-bucket histograms."""
-    groups: dict[tuple, tuple[dict, list]] = {}
+def _le(text: str) -> float | None:
+    try:
+        return float(text.strip().lower().replace("+inf", "inf"))
+    except ValueError:
+        return None
+
+
+def _classic(v: Vec, fname: str) -> list[H.HSeries]:
+    """Float series with an ``le`` label (classic bucket counters) as custom-bucket
+    histograms, per group of the other labels (``__name__`` aside), as Prometheus:
+    buckets with the same bound written differently (``0.2``, ``2e-1``) are added
+    up, counts that differ by float noise (≤ 1e-12 relative) are evened out, and a
+    count below an earlier bucket's is raised to it (with an info annotation)."""
+    groups: dict[tuple, tuple[dict, dict[float, list[int]], str]] = {}
     for i, l in enumerate(v.labels):
         if "le" not in l:
             continue
-        try:
-            le = float(l["le"].replace("+Inf", "inf"))
-        except ValueError:
+        le = _le(l["le"])
+        if le is None:
             continue
         g = {k: x for k, x in l.items() if k not in ("le", "__name__")}
-        groups.setdefault(lkey(g), (g, []))[1].append((le, i))
+        entry = groups.setdefault(lkey(g), (g, {}, l.get("__name__", "")))
+        entry[1].setdefault(le, []).append(i)
     out = []
-    for g, members in groups.values():
-        members.sort()
-        keys = np.array([m[0] for m in members])
-        rows = [m[1] for m in members]
-        cum = np.where(v.mask[rows], v.vals[rows], 0.0).T  # (S, K)
-        cum = np.maximum.accumulate(cum, axis=1)  # monotonic, as Prometheus enforces
-        counts = np.diff(cum, axis=1, prepend=0.0)
-        present = v.mask[rows].any(axis=0)
-        if not np.isinf(keys[-1]):
-            present = np.zeros_like(present)
-        S = cum.shape[0]
-        mat = H.HMat(H.CUSTOM, keys, counts, cum[:, -1], np.zeros(S), present, np.ones(S))
+    S = v.vals.shape[1]
+    for g, by_le, name in groups.values():
+        keys = np.array(sorted(by_le))
+        cum = np.zeros((S, len(keys)))
+        present = np.zeros(S, bool)
+        for k, le in enumerate(keys):
+            rows = by_le[le]
+            m = v.mask[rows]
+            cum[:, k] = np.where(m, v.vals[rows], 0.0).sum(axis=0)
+            present |= m.any(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            for k in range(1, len(keys)):   # float noise between neighbours (correctPrecisionErrors)
+                prev, cur = cum[:, k - 1], cum[:, k]
+                noise = (cur != prev) & (np.abs(cur - prev) / cur <= 1e-12)
+                cum[:, k] = np.where(noise, prev, cur)
+        mono = np.maximum.accumulate(cum, axis=1)
+        if (present & (mono != cum).any(axis=1)).any():
+            annotations.info(f"input to {fname} needed to be fixed for monotonicity (see "
+                             "https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)"
+                             + (f' for metric name "{name}"' if name else ""))
+        counts = np.diff(mono, axis=1, prepend=0.0)
+        if not np.isinf(keys[-1]) or len(keys) < 2:   # no +Inf bucket, or only it: NaN, as Prometheus
+            counts[:] = 0.0
+            mono[:] = 0.0
+        mat = H.HMat(H.CUSTOM, keys, counts, mono[:, -1], np.zeros(S), present, np.ones(S))
         out.append(H.HSeries(g, mat=mat))
     return out
+
+
+def _check_q(q: np.ndarray) -> None:
+    bad = q[np.isnan(q) | (q < 0) | (q > 1)]
+    if len(bad):
+        annotations.warn(f"quantile value should be between 0 and 1, got {format_value(float(bad[0]))}")
 
 
 def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
     S = v.vals.shape[1]
     series = list(v.hists)
-    if name == "histogram_quantile" and len(v.labels):
-        series += _classic(v)
+    if name == "histogram_quantile":
+        _check_q(args[0].vals)
+    if name in ("histogram_quantile", "histogram_fraction") and len(v.labels):
+        series += _classic(v, name)
     labels, vals, masks = [], [], []
     for h in series:
         m = h.get(max_cells)

@@ -140,6 +140,13 @@ def merge_series(series: list[HSeries], labels: dict[str, str], max_cells: int) 
     return HSeries(labels, mat=add_mats(mats))
 
 
+def scaled(h: HSeries, f, max_cells: int) -> HSeries:
+    """h × f (a number or one per step), name dropped as arithmetic does."""
+    m = h.get(max_cells)
+    labels = {k: v for k, v in h.labels.items() if k != "__name__"}
+    return HSeries(labels, mat=HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present, m.scale * f))
+
+
 def add_mats(mats: list[HMat]) -> HMat:
     if len({m.schema for m in mats}) > 1:
         raise BadData("cannot combine HDR histograms with custom-bucket histograms")

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from collector.model import NS
+from collector.query import kahan as K
 from collector.query.errors import BadData
 from collector.query.loader import DeltaData, FloatData
 
@@ -88,29 +89,51 @@ def _linreg(ts, v, b, e, at_ms):
 
 
 def _quantile(q: float, x: np.ndarray) -> float:
+    """Prometheus's quantile: NaN values sort first (as Go's sort does) and take
+    part in the interpolation."""
     if math.isnan(q):
         return math.nan
     if q < 0:
         return -math.inf
     if q > 1:
         return math.inf
-    s = np.sort(x)
-    rank = q * (len(s) - 1)
-    lo = int(math.floor(rank))
-    hi = min(lo + 1, len(s) - 1)
-    w = rank - lo
+    nan = np.isnan(x)
+    s = np.concatenate([x[nan], np.sort(x[~nan])]) if nan.any() else np.sort(x)
+    n = len(s)
+    rank = q * (n - 1)
+    lo = max(0, int(math.floor(rank)))
+    hi = min(n - 1, lo + 1)
+    w = rank - math.floor(rank)
     return float(s[lo] * (1 - w) + s[hi] * w)
 
 
+def _smooth(v, b, e, sf: np.ndarray, tf: np.ndarray) -> np.ndarray:
+    """double_exponential_smoothing (Holt's linear method), as Prometheus: level
+    starts at the first sample, trend at the first difference."""
+    out = np.full(len(b), np.nan)
+    for i, (x, y) in enumerate(zip(b.tolist(), e.tolist())):
+        if y - x < 2:
+            continue
+        a, t = float(sf[i]), float(tf[i])
+        s0, s1 = 0.0, float(v[x])
+        tr = float(v[x + 1]) - float(v[x])
+        for j in range(1, y - x):
+            if j > 1:
+                tr = t * (s1 - s0) + (1 - t) * tr
+            s0, s1 = s1, a * float(v[x + j]) + (1 - a) * (s1 + tr)
+        out[i] = s1
+    return out
+
+
 def _stdvar(x):
-    m = x.mean()
-    return float(((x - m) ** 2).mean())
+    return K.variance(x)
 
 
 RANGE_FUNCS = {"rate", "increase", "delta", "irate", "idelta", "resets", "changes", "deriv", "predict_linear",
                "avg_over_time", "sum_over_time", "min_over_time", "max_over_time", "count_over_time",
                "last_over_time", "first_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time",
-               "present_over_time", "mad_over_time", "absent_over_time"}
+               "present_over_time", "mad_over_time", "absent_over_time", "double_exponential_smoothing",
+               "ts_of_max_over_time", "ts_of_min_over_time", "ts_of_last_over_time", "ts_of_first_over_time"}
 
 KEEP_NAME = {"last_over_time", "first_over_time"}
 
@@ -156,18 +179,10 @@ def eval_float(func: str, fd: FloatData, T: np.ndarray, w_ns: int, params: list)
         return v[np.maximum(e - 1, 0)] if len(v) else np.full(len(T), np.nan), has
     if func == "first_over_time":
         return v[np.minimum(b, len(v) - 1)] if len(v) else np.full(len(T), np.nan), has
-    if func in ("sum_over_time", "avg_over_time"):
-        if len(v) == 0:
-            return np.full(len(T), np.nan), has
-        if not np.isfinite(v).all():
-            fn = np.sum if func == "sum_over_time" else np.mean
-            return _loop(v, b, e, lambda x: float(fn(x))), has
-        c = _cum(v)
-        s = c[e] - c[b]
-        if func == "sum_over_time":
-            return s, has
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return s / n, has
+    if func == "sum_over_time":
+        return K.window_sums(v, b, e), has
+    if func == "avg_over_time":
+        return K.window_means(v, b, e), has
     if func == "min_over_time":
         return _loop(v, b, e, lambda x: float(np.nanmin(x)) if not np.isnan(x).all() else math.nan), has
     if func == "max_over_time":
@@ -185,13 +200,33 @@ def eval_float(func: str, fd: FloatData, T: np.ndarray, w_ns: int, params: list)
             if y > x:
                 out[i] = _quantile(float(q[i]), v[x:y])
         return out, has
+    if func == "double_exponential_smoothing":
+        return _smooth(v, b, e, params[0], params[1]), n >= 2
+    if func == "ts_of_last_over_time":
+        return np.where(has, ts[np.maximum(e - 1, 0)] / NS if len(ts) else np.nan, np.nan), has
+    if func == "ts_of_first_over_time":
+        return np.where(has, ts[np.minimum(b, max(len(ts) - 1, 0))] / NS if len(ts) else np.nan, np.nan), has
+    if func in ("ts_of_max_over_time", "ts_of_min_over_time"):
+        better = (lambda x, y: x >= y) if func == "ts_of_max_over_time" else (lambda x, y: x <= y)
+        out = np.full(len(T), np.nan)
+        for i, (x, y) in enumerate(zip(b.tolist(), e.tolist())):
+            best, at = math.nan, None
+            for j in range(x, y):   # the latest of equal extremes; NaN only until a number comes
+                c = float(v[j])
+                if at is None or math.isnan(best) or (not math.isnan(c) and better(c, best)):
+                    best, at = c, j
+            if at is not None:
+                out[i] = ts[at] / NS
+        return out, has
     if func in ("deriv", "predict_linear"):
         Tms = T // MS
         if func == "deriv":
             at = np.where(n > 0, ts[np.minimum(b, max(len(ts) - 1, 0))] // MS if len(ts) else 0, 0)
             slope, _ = _linreg(ts, v, b, e, at)
             return slope, n >= 2
-        slope, icpt = _linreg(ts, v, b, e, Tms)
+        # The intercept is at the evaluation time, not at an @ or offset time (as Prometheus).
+        at = params[1] // MS if len(params) > 1 else Tms
+        slope, icpt = _linreg(ts, v, b, e, at)
         return slope * params[0] + icpt, n >= 2
     raise BadData(f"function {func}() over a range vector is not supported")
 

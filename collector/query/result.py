@@ -25,9 +25,20 @@ class Result:
     data: object
     value: tuple = ()  # scalar/string: (value, time)
     series: list = field(default_factory=list)  # vector: [(labels, float)] (histograms excluded)
+    warnings: list = field(default_factory=list)  # "PromQL warning: ..." (the API's top-level "warnings")
+    infos: list = field(default_factory=list)     # "PromQL info: ..." (the API's top-level "infos")
 
     def to_json(self) -> dict:
         return {"resultType": self.type, "result": self.data}
+
+    def annotations(self) -> dict:
+        """The response's extra top-level fields, present only when not empty (as Prometheus)."""
+        out = {}
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        if self.infos:
+            out["infos"] = list(self.infos)
+        return out
 
     def samples(self) -> list[tuple[dict, float]]:
         return list(self.series)

@@ -9,15 +9,13 @@ count and sum), and ``traces_span_metrics_calls_total`` — the count of
 from __future__ import annotations
 
 import itertools
-import re
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
-import re2
 
 from collector.model import HISTOGRAM_KINDS, SeriesCatalog
+from collector.query.regex import compile_anchored
 
 SPAN_DURATION = "traces_span_metrics_duration_seconds"
 SPAN_CALLS = "traces_span_metrics_calls_total"
@@ -43,23 +41,12 @@ class Exposed:
         return dict(self.labels)
 
 
-@lru_cache(maxsize=4096)
-def _regex(pattern: str):
-    """Go's RE2 semantics, as Prometheus: fully anchored, ``.`` matches newlines,
-    and linear time — a pattern like ``(a+)+b`` cannot stall the process."""
-    try:
-        return re2.compile(f"(?s:{pattern})")
-    except re2.error as e:
-        from collector.query.errors import BadData
-        raise BadData(f"invalid regular expression {pattern!r}: {e}") from None
-
-
 def matcher_fn(op: str, value: str):
     if op == "=":
         return lambda v: v == value
     if op == "!=":
         return lambda v: v != value
-    rx = _regex(value)
+    rx = compile_anchored(value)
     if op == "=~":
         return lambda v: rx.fullmatch(v) is not None
     return lambda v: rx.fullmatch(v) is None

@@ -48,8 +48,10 @@ class Vec:
             return Vec.empty(S)
         return Vec(labels, np.vstack(vals).reshape(len(labels), S), np.vstack(masks).reshape(len(labels), S))
 
-    def floats_only(self, what: str) -> "Vec":
-        if self.hists:
+    def floats_only(self, what: str, strict: bool = False) -> "Vec":
+        """Histogram samples take no part in ``what`` (Prometheus ignores them in
+        float functions); ``strict`` refuses them instead."""
+        if self.hists and strict:
             from collector.query.errors import BadData
             raise BadData(f"{what} is not supported for histogram series")
         return self
@@ -65,3 +67,4 @@ class RangeArg:
     T: np.ndarray
     w_ns: int
     matchers: list = field(default_factory=list)
+    hsamples: list = field(default_factory=list)  # subqueries: (labels, sample times, HMat of the samples)

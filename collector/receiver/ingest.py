@@ -20,6 +20,7 @@ from collector.receiver.metrics import MetricExtractor
 from collector.receiver.outcome import Outcome
 from collector.receiver.settings import ReceiverSettings
 from collector.receiver.spans import SpanExtractor
+from collector.receiver.target_info import record_target_info
 from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from collector.selfmetrics import SelfMetrics
@@ -91,8 +92,12 @@ class Ingest:
         ``tenant`` (None: no label) becomes the label ``tenant`` of its series."""
         if signal == "traces":
             outcome = self._for(tenant)[0].extract(request)
+            for rs in request.resource_spans:   # once per resource, whatever extracted the spans
+                record_target_info(self.aggregator, rs.resource.attributes, tenant)
         elif signal == "metrics":
             outcome = self._for(tenant)[1].extract(request)
+            for rm in request.resource_metrics:
+                record_target_info(self.aggregator, rm.resource.attributes, tenant)
         else:
             outcome = extract_logs(request, self.settings)
         self._count(outcome)

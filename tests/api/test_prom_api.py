@@ -94,8 +94,11 @@ def test_errors_have_prometheus_shape(api):
     assert r.status_code == 400 and "start" in r.json()["error"]
     r = c.get("/api/v1/query_range", params={"query": "up", "start": "0", "end": "100000", "step": "1"})
     assert r.status_code == 400
-    r = c.get("/api/v1/query", params={"query": f"max_over_time({M}[5m])"})
-    assert r.status_code == 400 and "not supported" in r.json()["error"]
+    r = c.get("/api/v1/query", params={"query": f"max(rate({M}[5m]))", "time": "1200"})  # histograms ignored
+    assert r.status_code == 200 and r.json()["infos"] == ["PromQL info: ignored histogram in max aggregation"]
+    assert "warnings" not in r.json()
+    r = c.get("/api/v1/query", params={"query": "step()"})
+    assert r.status_code == 400 and "not support" in r.json()["error"]
 
 
 def test_labels_values_series_metadata(api):

@@ -122,13 +122,20 @@ def test_hist_scalar_multiplication_and_avg(data):
     assert av == pytest.approx(a / 2)
 
 
-def test_unsupported_histogram_operations_say_so(data):
+def test_float_only_operations_ignore_histograms_as_prometheus(data):
+    """Prometheus 3 answers these without the histogram samples (with an info
+    annotation where it gives one), not with an error."""
     b, _ = data
     e = Engine(b.source())
-    for q in (f"max_over_time({M}[5m])", f"max(rate({M}[5m]))", f"rate({M}[5m]) + rate({M}[5m])",
-              f"abs(rate({M}[5m]))"):
-        with pytest.raises(BadData):
-            e.instant(q, 600)
+    for q, info in ((f"max_over_time({M}[5m])", None), (f"max(rate({M}[5m]))", "ignored histogram in max"),
+                    (f"abs(rate({M}[5m]))", None),
+                    (f"rate({M}[5m]) > 0", 'incompatible sample types encountered for binary operator ">"')):
+        r = e.instant(q, 600)
+        assert r.data == [], q
+        assert (info is None and not r.infos) or any(info in x for x in r.infos), (q, r.infos)
+    r = e.instant(f"histogram_count(rate({M}[5m]) + rate({M}[5m]))", 600)
+    r1 = e.instant(f"histogram_count(rate({M}[5m]))", 600)
+    assert [float(x["value"][1]) for x in r.data] == [2 * float(x["value"][1]) for x in r1.data]
 
 
 def test_quantile_edges(data):
