@@ -15,6 +15,7 @@ from collector.durations import format_duration, parse_duration
 from .matchers import Matcher, parse_matcher
 from .pagerduty.config import PagerDutyConfig
 from .slack.config import SlackConfig
+from .timeintervals import NamedTimeInterval
 from .webhook.config import WebhookConfig
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
@@ -50,6 +51,9 @@ class Route(BaseModel):
     repeat_interval: Duration | None = None
     continue_: bool = Field(False, validation_alias=AliasChoices("continue", "continue_"),
                             serialization_alias="continue")
+    # names from time_intervals; not inherited by child routes (as in Alertmanager)
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
     routes: list["Route"] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -79,7 +83,9 @@ class NotifyConfig(BaseModel):
     receivers: list[Receiver] = Field(default_factory=list)
     route: Route = Field(default_factory=Route)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
     resolve_max_age: Duration = 24 * 3600.0   # how long an undelivered notification is retried
+    resolve_timeout: Duration = 300.0          # alerts posted to /api/v2/alerts without endsAt resolve after this
     external_url: str = ""                     # links back to Tocsin in messages
 
     @model_validator(mode="after")
@@ -102,11 +108,23 @@ class NotifyConfig(BaseModel):
             self.route.receiver = self.receivers[0].name
         if self.route.matchers:
             raise ValueError("route.matchers: the root route matches every alert and must not have matchers")
+        if self.route.mute_time_intervals or self.route.active_time_intervals:
+            raise ValueError("route: the root route must not have mute_time_intervals or active_time_intervals")
+        intervals: set[str] = set()
+        for i, ti in enumerate(self.time_intervals):
+            if ti.name in intervals:
+                raise ValueError(f"time_intervals[{i}].name: duplicate time interval name {ti.name!r}")
+            intervals.add(ti.name)
 
         def check(route: Route, path: str) -> None:
             if route.receiver is not None and route.receiver not in names:
                 raise ValueError(f"{path}.receiver: no receiver named {route.receiver!r} "
                                  f"(defined: {', '.join(sorted(names))})")
+            for key in ("mute_time_intervals", "active_time_intervals"):
+                for name in getattr(route, key):
+                    if name not in intervals:
+                        raise ValueError(f"{path}.{key}: no time interval named {name!r} "
+                                         f"(defined: {', '.join(sorted(intervals)) or 'none'})")
             for j, child in enumerate(route.routes):
                 check(child, f"{path}.routes[{j}]")
 

@@ -12,6 +12,7 @@ from starlette.routing import Route
 def make_api_app(ctx) -> Starlette:
     from alerting.evaluate.api import routes as rule_routes
     from alerting.notify.api import routes as silence_routes
+    from alerting.notify.api_v2 import routes as alertmanager_routes
     from collector.api.prom import routes as prom_routes
 
     async def healthy(_: Request) -> Response:
@@ -31,5 +32,6 @@ def make_api_app(ctx) -> Starlette:
         *prom_routes(ctx),
         *rule_routes(ctx),
         *silence_routes(ctx),
+        *alertmanager_routes(ctx),
     ]
     return Starlette(routes=routes)
