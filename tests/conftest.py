@@ -39,8 +39,9 @@ def prometheus_factory(tmp_path):
         pytest.skip("prometheus not installed (apt-get install prometheus)")
     started: list = []
 
-    def start(config: dict, rules: dict | None = None, name: str = "prometheus"):
-        p = PrometheusProcess(tmp_path / name, config, rules).start()
+    def start(config: dict, rules: dict | None = None, name: str = "prometheus", port: int | None = None,
+              args: tuple[str, ...] = ()):
+        p = PrometheusProcess(tmp_path / name, config, rules, port=port, args=args).start()
         started.append(p)
         return p
 

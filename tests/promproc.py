@@ -21,11 +21,12 @@ def free_port() -> int:
 
 
 class PrometheusProcess:
-    def __init__(self, workdir: Path, config: dict, rules: dict | None = None):
+    def __init__(self, workdir: Path, config: dict, rules: dict | None = None, port: int | None = None,
+                 args: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config, self.rules = config, rules
-        self.port = free_port()
+        self.config, self.rules, self.args = config, rules, tuple(args)
+        self.port = port or free_port()   # given when the config must name it (Prometheus scraping itself)
         self.proc: subprocess.Popen | None = None
         self.log = self.workdir / "prometheus.log"
 
@@ -42,7 +43,7 @@ class PrometheusProcess:
         self.proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={self.workdir / 'prometheus.yml'}",
              f"--storage.tsdb.path={self.workdir / 'data'}", f"--web.listen-address={self.address}",
-             "--log.level=info"], stdout=open(self.log, "w"), stderr=subprocess.STDOUT, cwd=self.workdir)
+             "--log.level=info", *self.args], stdout=open(self.log, "w"), stderr=subprocess.STDOUT, cwd=self.workdir)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -14,6 +14,7 @@ def make_api_app(ctx) -> Starlette:
     from alerting.notify.api import routes as silence_routes
     from alerting.notify.api_v2 import routes as alertmanager_routes
     from collector.api.prom import routes as prom_routes
+    from collector.receiver.remote_write import routes as remote_write_routes
 
     async def healthy(_: Request) -> Response:
         return PlainTextResponse("Tocsin is Healthy.\n")
@@ -33,5 +34,6 @@ def make_api_app(ctx) -> Starlette:
         *rule_routes(ctx),
         *silence_routes(ctx),
         *alertmanager_routes(ctx),
+        *remote_write_routes(ctx),
     ]
     return Starlette(routes=routes)
