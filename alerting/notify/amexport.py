@@ -40,20 +40,20 @@ def _route(r: Route) -> dict[str, Any]:
 
 def _receiver(r) -> dict[str, Any]:
     out: dict[str, Any] = {"name": r.name}
-    if r.slack is not None:
-        c: dict[str, Any] = {"send_resolved": r.slack.send_resolved, "api_url": SECRET}
-        if r.slack.channel:
-            c["channel"] = r.slack.channel
-        out["slack_configs"] = [c]
-    if r.pagerduty is not None:
-        out["pagerduty_configs"] = [{"send_resolved": r.pagerduty.send_resolved, "routing_key": SECRET,
-                                     "url": r.pagerduty.api_url.rstrip("/") + "/v2/enqueue"}]
-    if r.webhook is not None:
-        out["webhook_configs"] = [{"send_resolved": r.webhook.send_resolved,
-                                   "url": r.webhook.url if r.webhook.url and not r.webhook.url_env else SECRET}]
-    if r.alertmanager is not None:   # Tocsin's forwarding: Alertmanager has no such receiver, shown as a webhook
-        out["webhook_configs"] = out.get("webhook_configs", []) + [
-            {"send_resolved": True, "url": r.alertmanager.url.rstrip("/") + "/api/v2/alerts"}]
+    for s in r.configs("slack"):
+        c: dict[str, Any] = {"send_resolved": s.send_resolved, "api_url": SECRET}
+        if s.channel:
+            c["channel"] = s.channel
+        out.setdefault("slack_configs", []).append(c)
+    for p in r.configs("pagerduty"):
+        out.setdefault("pagerduty_configs", []).append({"send_resolved": p.send_resolved, "routing_key": SECRET,
+                                                        "url": p.api_url.rstrip("/") + "/v2/enqueue"})
+    for w in r.configs("webhook"):
+        out.setdefault("webhook_configs", []).append({"send_resolved": w.send_resolved,
+                                                      "url": SECRET})   # a URL may hold a token
+    for a in r.configs("alertmanager"):   # Tocsin's forwarding: Alertmanager has none, shown as a webhook
+        out.setdefault("webhook_configs", []).append({"send_resolved": True,
+                                                      "url": a.url.rstrip("/") + "/api/v2/alerts"})
     return out
 
 

@@ -25,17 +25,26 @@ INTEGRATIONS = ("slack", "pagerduty", "webhook", "alertmanager", "console")
 
 
 class Receiver(BaseModel):
+    """A named destination. Each kind takes one config or a list of them (two
+    Slack channels, say); the second and later ones are named ``slack[1]`` ...
+    in metrics and logs, as Alertmanager names them."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    slack: SlackConfig | None = None
-    pagerduty: PagerDutyConfig | None = None
-    webhook: WebhookConfig | None = None
-    alertmanager: AlertmanagerConfig | None = None
+    slack: SlackConfig | list[SlackConfig] | None = None
+    pagerduty: PagerDutyConfig | list[PagerDutyConfig] | None = None
+    webhook: WebhookConfig | list[WebhookConfig] | None = None
+    alertmanager: AlertmanagerConfig | list[AlertmanagerConfig] | None = None
     console: ConsoleConfig | None = None
 
+    def configs(self, kind: str) -> list[BaseModel]:
+        v = getattr(self, kind)
+        return [] if v is None else list(v) if isinstance(v, list) else [v]
+
     def integrations(self) -> list[tuple[str, BaseModel]]:
-        return [(k, getattr(self, k)) for k in INTEGRATIONS if getattr(self, k) is not None]
+        """(kind, config) of each integration."""
+        return [(k, c) for k in INTEGRATIONS for c in self.configs(k)]
 
 
 class Route(BaseModel):
@@ -80,13 +89,26 @@ DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.
 class NotifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # An alertmanager.yml read as Alertmanager reads it (alerting/notify/amconfig): it gives the
+    # receivers, route, inhibit_rules, time_intervals and templates; receivers given here as well
+    # are added, and replace the file's receivers of the same name.
+    alertmanager_config: str | None = None
     receivers: list[Receiver] = Field(default_factory=list)
     route: Route = Field(default_factory=Route)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)   # files of {{ define }}s for title/text templates (globs)
     resolve_max_age: Duration = 24 * 3600.0   # how long an undelivered notification is retried
     resolve_timeout: Duration = 300.0          # alerts posted to /api/v2/alerts without endsAt resolve after this
     external_url: str = ""                     # links back to Tocsin in messages
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("alertmanager_config"):
+            return data
+        from .amconfig.apply import apply_alertmanager_file
+        return apply_alertmanager_file(data)
 
     @model_validator(mode="after")
     def _references(self) -> "NotifyConfig":

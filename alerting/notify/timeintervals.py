@@ -28,12 +28,12 @@ def _split(text: Any, what: str) -> tuple[str, str]:
     if isinstance(text, int) and not isinstance(text, bool):
         text = str(text)
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{what}: expected a value or a range like 'a:b', got {text!r}")
+        raise ValueError(f"expected a value or a range like 'a:b', got {text!r}")
     parts = text.strip().lower().split(":")
     if len(parts) == 1:
         return parts[0], parts[0]
     if len(parts) != 2:
-        raise ValueError(f"{what}: {text!r} is not a value or a range 'a:b'")
+        raise ValueError(f"{text!r} is not a value or a range 'a:b'")
     return parts[0].strip(), parts[1].strip()
 
 
@@ -42,14 +42,14 @@ def _named(value: str, names: tuple[str, ...], what: str, numeric: bool) -> int:
         return names.index(value) + 1
     if numeric and re.fullmatch(r"\d+", value) and 1 <= int(value) <= len(names):
         return int(value)
-    raise ValueError(f"{what}: unknown {what.rstrip('s')} {value!r} (use {names[0]} … {names[-1]})")
+    raise ValueError(f"unknown {what.rstrip('s')} {value!r} (use {names[0]} … {names[-1]})")
 
 
 def _weekday_range(v: Any) -> tuple[int, int]:
     a, b = _split(v, "weekdays")
     lo, hi = _named(a, WEEKDAYS, "weekdays", False), _named(b, WEEKDAYS, "weekdays", False)
     if lo > hi:
-        raise ValueError(f"weekdays: range {v!r} starts after it ends (weeks run monday to sunday)")
+        raise ValueError(f"range {v!r} starts after it ends (weeks run monday to sunday)")
     return lo, hi
 
 
@@ -57,13 +57,13 @@ def _month_range(v: Any) -> tuple[int, int]:
     a, b = _split(v, "months")
     lo, hi = _named(a, MONTHS, "months", True), _named(b, MONTHS, "months", True)
     if lo > hi:
-        raise ValueError(f"months: range {v!r} starts after it ends")
+        raise ValueError(f"range {v!r} starts after it ends")
     return lo, hi
 
 
 def _int(value: str, what: str) -> int:
     if not re.fullmatch(r"-?\d+", value):
-        raise ValueError(f"{what}: {value!r} is not a number")
+        raise ValueError(f"{value!r} is not a number")
     return int(value)
 
 
@@ -72,11 +72,11 @@ def _day_range(v: Any) -> tuple[int, int]:
     lo, hi = _int(a, "days_of_month"), _int(b, "days_of_month")
     for d in (lo, hi):
         if d == 0 or not -31 <= d <= 31:
-            raise ValueError(f"days_of_month: {d} is not a day (1 to 31, or -1 to -31 counting from the end)")
+            raise ValueError(f"{d} is not a day (1 to 31, or -1 to -31 counting from the end)")
     if lo < 0 < hi:
-        raise ValueError(f"days_of_month: {v!r}: end day must be negative if start day is negative")
+        raise ValueError(f"{v!r}: end day must be negative if start day is negative")
     if (lo > 0) == (hi > 0) and lo > hi:
-        raise ValueError(f"days_of_month: range {v!r} starts after it ends")
+        raise ValueError(f"range {v!r} starts after it ends")
     return lo, hi
 
 
@@ -84,7 +84,7 @@ def _year_range(v: Any) -> tuple[int, int]:
     a, b = _split(v, "years")
     lo, hi = _int(a, "years"), _int(b, "years")
     if lo > hi:
-        raise ValueError(f"years: range {v!r} starts after it ends")
+        raise ValueError(f"range {v!r} starts after it ends")
     return lo, hi
 
 
@@ -106,10 +106,10 @@ YearRange = Annotated[tuple[int, int], BeforeValidator(_year_range), PlainSerial
 def _minutes(v: Any, what: str) -> int:
     m = _TIME.match(str(v).strip()) if isinstance(v, str) else None
     if not m:
-        raise ValueError(f"{what}: expected HH:MM (00:00 to 24:00), got {v!r}")
+        raise ValueError(f"expected HH:MM (00:00 to 24:00), got {v!r}")
     h, mi = int(m.group(1)), int(m.group(2))
     if mi > 59 or h > 24 or (h == 24 and mi):
-        raise ValueError(f"{what}: {v!r} is not a time of day (00:00 to 24:00)")
+        raise ValueError(f"{v!r} is not a time of day (00:00 to 24:00)")
     return h * 60 + mi
 
 
@@ -143,7 +143,7 @@ class TimeInterval(BaseModel):
         try:
             ZoneInfo("UTC" if v == "Local" else v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"location: unknown time zone {v!r} (use an IANA name like Europe/Berlin)") from None
+            raise ValueError(f"unknown time zone {v!r} (use an IANA name like Europe/Berlin)") from None
         return v
 
     def contains(self, t: float) -> bool:
