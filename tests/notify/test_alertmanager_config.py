@@ -300,6 +300,16 @@ def test_server_with_alertmanager_yml_routes_templates_and_inhibits(server_facto
         assert event["payload"]["severity"] == "critical"
         (fwd,) = [r.json() for r in am.requests]
         assert fwd[0]["labels"]["alertname"] == "OldJob"                        # the native receiver replaced email
+
+        # Reload reads the file again: all or nothing
+        with srv.client() as c:
+            yml.write_text(yml.read_text().replace("  - name: blackhole\n", "  - name: blackhole\n  - name: extra\n"))
+            assert c.post("/-/reload").status_code == 200
+            assert {"name": "extra"} in c.get("/api/v2/receivers").json()
+            yml.write_text(yml.read_text().replace("receiver: blackhole", "receiver: nowhere"))
+            r = c.post("/-/reload")
+            assert r.status_code != 200 and "no receiver named 'nowhere'" in r.text and "alertmanager.yml:" in r.text
+            assert {"name": "extra"} in c.get("/api/v2/receivers").json()      # the previous config still runs
     finally:
         slack.close()
         pd.close()
