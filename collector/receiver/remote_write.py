@@ -164,6 +164,36 @@ def native_to_expo(h) -> expo.ExpoPoint | str:
     return expo.ExpoPoint(h.schema, int(zero), pos[0] - 1, pos[1], neg[0] - 1, neg[1], count, float(h.sum))
 
 
+class _Floats:
+    """The float samples of one request, gathered per metric so each metric is
+    one ``record_samples`` call (a call per series costs more than the decode)."""
+
+    def __init__(self):
+        self.by_metric: dict[str, tuple[str, str, str, dict, list, list, list]] = {}
+
+    def add(self, name: str, kind: str, help_: str, unit: str, labels: Labels, samples, result: RecordResult) -> None:
+        m = self.by_metric.get(name)
+        if m is None:
+            m = self.by_metric[name] = (kind, help_, unit, {}, [], [], [])
+        index, which, ts, values = m[3], m[4], m[5], m[6]
+        local = index.setdefault(labels, len(index))
+        for s in samples:
+            t = s.timestamp
+            if -_MAX_MS <= t <= _MAX_MS:
+                which.append(local)
+                ts.append(t)
+                values.append(s.value)
+            else:
+                result.reject(R_TIME)
+
+    def record(self, aggregator, result: RecordResult) -> None:
+        for name, (kind, help_, unit, index, which, ts, values) in self.by_metric.items():
+            if which:
+                result.merge(aggregator.record_samples(
+                    name, kind, list(index), np.array(which, np.int64), np.array(ts, np.int64) * 1_000_000,
+                    np.array(values, np.float64), unit=unit, help=help_))
+
+
 class RemoteWriteExtractor:
     """One per tenant (like ``MetricExtractor``, whose exponential-histogram
     cumulative → delta state it shares, so that state is saved with the data)."""
@@ -176,6 +206,8 @@ class RemoteWriteExtractor:
         self.clock = clock or (lambda: aggregator.clock())   # read late: WAL replay swaps the clock
         self._types: OrderedDict[str, tuple[int, str, str]] = OrderedDict()   # family -> (type, help, unit), v1
         self._max_metadata = max_metadata
+        self._seen: dict[tuple, tuple] = {}     # label pairs -> (name, labels, refusal)
+        self._max_seen = 200_000
 
     def extract(self, version: str, request) -> Outcome:
         received = count_items(request)
@@ -183,6 +215,7 @@ class RemoteWriteExtractor:
             raise TooLarge(f"request has {received} samples and histograms, limit "
                            f"{self.settings.max_items_per_request}")
         result = RecordResult()
+        batch = _Floats()
         if version == V1:
             for md in request.metadata:
                 self._types[md.metric_family_name] = (md.type, md.help, md.unit)
@@ -190,20 +223,20 @@ class RemoteWriteExtractor:
                 if len(self._types) > self._max_metadata:
                     self._types.popitem(last=False)
             for ts in request.timeseries:
-                labels = [(lb.name, lb.value) for lb in ts.labels]
-                self._series(labels, ts, None, 0, result)
+                self._series(tuple((lb.name, lb.value) for lb in ts.labels), ts, None, 0, result, batch)
         else:
             symbols = request.symbols
             for ts in request.timeseries:
                 refs = ts.labels_refs
                 try:
-                    labels = [(symbols[refs[i]], symbols[refs[i + 1]]) for i in range(0, len(refs) - 1, 2)]
+                    labels = tuple((symbols[refs[i]], symbols[refs[i + 1]]) for i in range(0, len(refs) - 1, 2))
                     md = ts.metadata
                     meta = (md.type, symbols[md.help_ref], symbols[md.unit_ref])
                 except IndexError:
                     result.reject(R_SYMBOL, len(ts.samples) + len(ts.histograms))
                     continue
-                self._series(labels, ts, meta, ts.created_timestamp, result)
+                self._series(labels, ts, meta, ts.created_timestamp, result, batch)
+        batch.record(self.aggregator, result)
         return Outcome(result, "metrics", received, result)
 
     def _meta(self, name: str) -> tuple[int, str, str]:
@@ -216,35 +249,36 @@ class RemoteWriteExtractor:
                         break
         return m or (0, "", "")
 
-    def _series(self, pairs: list[tuple[str, str]], ts, meta, created_ms: int, result: RecordResult) -> None:
-        n = len(ts.samples) + len(ts.histograms)
+    def _identity(self, pairs: tuple) -> tuple[str, Labels | None, str | None]:
+        """(metric name, labels, reason to refuse) of a series' label pairs; cached,
+        since a sender repeats the same series in every request."""
+        hit = self._seen.get(pairs)
+        if hit is not None:
+            return hit
         d = dict(pairs)
         name = d.pop("__name__", "")
-        if not name:
-            result.reject(R_NO_NAME, n)
-            return
         max_len = self.settings.max_attribute_length
-        if any(len(v) > max_len for v in d.values()):
-            result.reject(R_TOO_LONG, n)
+        if not name:
+            out = (name, None, R_NO_NAME)
+        elif any(len(v) > max_len for v in d.values()):
+            out = (name, None, R_TOO_LONG)
+        else:
+            out = (name, make_labels(d), None)
+        if len(self._seen) >= self._max_seen:
+            self._seen.clear()
+        self._seen[pairs] = out
+        return out
+
+    def _series(self, pairs: tuple, ts, meta, created_ms: int, result: RecordResult, batch: "_Floats") -> None:
+        name, labels, refused = self._identity(pairs)
+        if refused:
+            result.reject(refused, len(ts.samples) + len(ts.histograms))
             return
-        labels = make_labels(d)
         mtype, help_, unit = meta if meta is not None and meta[0] else self._meta(name)
         if ts.samples:
-            self._samples(name, labels, ts.samples, _kind(name, mtype), help_, unit, result)
+            batch.add(name, _kind(name, mtype), help_, unit, labels, ts.samples, result)
         if ts.histograms:
             self._histograms(name, labels, ts.histograms, created_ms, help_, result)
-
-    def _samples(self, name: str, labels: Labels, samples, kind: str, help_: str, unit: str,
-                 result: RecordResult) -> None:
-        ms = np.fromiter((s.timestamp for s in samples), np.int64, len(samples))
-        ok = np.abs(ms) <= _MAX_MS
-        if not ok.all():
-            result.reject(R_TIME, int((~ok).sum()))
-        values = np.fromiter((s.value for s in samples), np.float64, len(samples))[ok]
-        ms = ms[ok]
-        if len(ms):
-            result.merge(self.aggregator.record_samples(name, kind, [labels], np.zeros(len(ms), np.int64),
-                                                        ms * 1_000_000, values, unit=unit, help=help_))
 
     def _histograms(self, name: str, labels: Labels, histograms, created_ms: int, help_: str,
                     result: RecordResult) -> None:
