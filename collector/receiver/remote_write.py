@@ -29,7 +29,7 @@ from starlette.routing import Route
 from collector.aggregate import expo
 from collector.aggregate.aggregator import RecordResult
 from collector.aggregate.temporality import CumulativeToDelta
-from collector.model import KIND_COUNTER, KIND_GAUGE, NS, Labels, make_labels
+from collector.model import KIND_COUNTER, KIND_GAUGE, Labels, make_labels
 from collector.receiver import prompb
 from collector.receiver.errors import BadRequest, ReceiveError, TooLarge, UnsupportedMediaType
 from collector.receiver.limits import DEFAULT_TENANT, Refused
