@@ -71,6 +71,12 @@ def api_kind(method: str, path: str) -> str | None:
         return None
     if path.startswith("/-/reload") or (path.startswith("/api/v1/silences") and method in ("POST", "DELETE")):
         return ADMIN
+    # Alertmanager's API v2: creating or expiring silences, and posting alerts
+    # (which pages people), need an admin token; reading needs a read token.
+    if method in ("POST", "DELETE") and path.startswith(("/api/v2/silence", "/api/v2/alerts")):
+        return ADMIN
+    if path == "/api/v1/write":   # Prometheus remote write: a sender, like OTLP
+        return INGEST
     return READ
 
 

@@ -98,6 +98,8 @@ class Service:
         self._maintenance_thread = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="tocsin-maintain", initializer=lower_priority,
             initargs=(config.query.nice,))
+        self.started_at = time.time()
+        self.last_reload: tuple[float, bool] = (self.started_at, True)   # /api/v1/status/runtimeinfo
         self._stop = asyncio.Event()
         self._flush_lock = asyncio.Lock()
 
@@ -112,6 +114,11 @@ class Service:
                                        np.array([int(t * NS)], np.int64), np.array([value]), check_time=False)
 
     def reload(self) -> list[str]:
+        errors = self._reload()
+        self.last_reload = (time.time(), not errors)   # /api/v1/status/runtimeinfo
+        return errors
+
+    def _reload(self) -> list[str]:
         """Re-read the config file's `rules` and `notify` sections and the rule files,
         all or nothing: everything that can fail (the file, secrets, notifier clients,
         rule files) is done before anything live changes. Returns the errors.

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct("<IIBQ")
 _IOV_MAX = 512
 SIGNAL_TRACES, SIGNAL_METRICS = 1, 2
+SIGNAL_PROM_V1, SIGNAL_PROM_V2 = 3, 4   # Prometheus remote write 1.0 / 2.0 (decompressed protobuf)
 _TENANT = struct.Struct("<H")
 TENANT_FLAG = 0x80   # in the signal byte: the payload starts with the tenant
 

@@ -28,3 +28,23 @@ def server_factory(tmp_path):
     yield start
     for s in started:
         s.stop()
+
+
+@pytest.fixture
+def prometheus_factory(tmp_path):
+    """Start Debian's real Prometheus; skipped where it is not installed."""
+    from promproc import PROMETHEUS, PrometheusProcess
+
+    if PROMETHEUS is None:
+        pytest.skip("prometheus not installed (apt-get install prometheus)")
+    started: list = []
+
+    def start(config: dict, rules: dict | None = None, name: str = "prometheus", port: int | None = None,
+              args: tuple[str, ...] = ()):
+        p = PrometheusProcess(tmp_path / name, config, rules, port=port, args=args).start()
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import sys
 import time
@@ -109,8 +110,34 @@ def _plain(node: Any) -> Any:
     return node
 
 
+def _check_alertmanager_file(path: Path) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of the file named by notify.alertmanager_config, each
+    file:line:col; empty when there is none."""
+    from .amconfig.load import load_file
+
+    try:
+        section, _ = load_notify_section(path)
+    except (OSError, YAMLError, ValueError):
+        return [], []   # reported by _load_config
+    if not hasattr(section, "get") or not section.get("alertmanager_config"):
+        return [], []
+    native = section.get("receivers") or []
+    loaded = load_file(str(section["alertmanager_config"]),
+                       {str(r.get("name")) for r in native if hasattr(r, "get")})
+    return loaded.errors, loaded.warnings
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     path = _config_path(args.config)
+    am_errors, warnings = _check_alertmanager_file(path)
+    for w in warnings:
+        print(w, file=sys.stderr)
+    if am_errors:
+        for e in am_errors:
+            print(e, file=sys.stderr)
+        print(f"{path}: notify: {len(am_errors)} errors, {len(warnings)} warnings", file=sys.stderr)
+        return 1
+    logging.getLogger("tocsin.notify.alertmanager_config").setLevel(logging.ERROR)   # printed above already
     cfg, errors = _load_config(path)
     if cfg is not None:
         try:
@@ -122,8 +149,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(e, file=sys.stderr)
         return 1
     n_routes = _count_routes(cfg.route)  # type: ignore[union-attr]
-    print(f"{path}: notify ok: {len(cfg.receivers)} receivers, {n_routes} routes, "  # type: ignore[union-attr]
-          f"{len(cfg.inhibit_rules)} inhibit rules")
+    source = f" (from {cfg.alertmanager_config})" if cfg.alertmanager_config else ""  # type: ignore[union-attr]
+    print(f"{path}: notify ok{source}: {len(cfg.receivers)} receivers, {n_routes} routes, "  # type: ignore[union-attr]
+          f"{len(cfg.inhibit_rules)} inhibit rules, {len(cfg.time_intervals)} time intervals"  # type: ignore
+          + (f", {len(warnings)} warnings" if warnings else ""))
     return 0
 
 

@@ -15,6 +15,7 @@ from collector.durations import format_duration, parse_duration
 from .matchers import Matcher, parse_matcher
 from .pagerduty.config import PagerDutyConfig
 from .slack.config import SlackConfig
+from .timeintervals import NamedTimeInterval
 from .webhook.config import WebhookConfig
 
 Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)]
@@ -24,17 +25,26 @@ INTEGRATIONS = ("slack", "pagerduty", "webhook", "alertmanager", "console")
 
 
 class Receiver(BaseModel):
+    """A named destination. Each kind takes one config or a list of them (two
+    Slack channels, say); the second and later ones are named ``slack[1]`` ...
+    in metrics and logs, as Alertmanager names them."""
+
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
-    slack: SlackConfig | None = None
-    pagerduty: PagerDutyConfig | None = None
-    webhook: WebhookConfig | None = None
-    alertmanager: AlertmanagerConfig | None = None
+    slack: SlackConfig | list[SlackConfig] | None = None
+    pagerduty: PagerDutyConfig | list[PagerDutyConfig] | None = None
+    webhook: WebhookConfig | list[WebhookConfig] | None = None
+    alertmanager: AlertmanagerConfig | list[AlertmanagerConfig] | None = None
     console: ConsoleConfig | None = None
 
+    def configs(self, kind: str) -> list[BaseModel]:
+        v = getattr(self, kind)
+        return [] if v is None else list(v) if isinstance(v, list) else [v]
+
     def integrations(self) -> list[tuple[str, BaseModel]]:
-        return [(k, getattr(self, k)) for k in INTEGRATIONS if getattr(self, k) is not None]
+        """(kind, config) of each integration."""
+        return [(k, c) for k in INTEGRATIONS for c in self.configs(k)]
 
 
 class Route(BaseModel):
@@ -50,6 +60,9 @@ class Route(BaseModel):
     repeat_interval: Duration | None = None
     continue_: bool = Field(False, validation_alias=AliasChoices("continue", "continue_"),
                             serialization_alias="continue")
+    # names from time_intervals; not inherited by child routes (as in Alertmanager)
+    mute_time_intervals: list[str] = Field(default_factory=list)
+    active_time_intervals: list[str] = Field(default_factory=list)
     routes: list["Route"] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -76,11 +89,26 @@ DEFAULT_GROUP_WAIT, DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL = 30.0, 300.
 class NotifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # An alertmanager.yml read as Alertmanager reads it (alerting/notify/amconfig): it gives the
+    # receivers, route, inhibit_rules, time_intervals and templates; receivers given here as well
+    # are added, and replace the file's receivers of the same name.
+    alertmanager_config: str | None = None
     receivers: list[Receiver] = Field(default_factory=list)
     route: Route = Field(default_factory=Route)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
+    time_intervals: list[NamedTimeInterval] = Field(default_factory=list)
+    templates: list[str] = Field(default_factory=list)   # files of {{ define }}s for title/text templates (globs)
     resolve_max_age: Duration = 24 * 3600.0   # how long an undelivered notification is retried
+    resolve_timeout: Duration = 300.0          # alerts posted to /api/v2/alerts without endsAt resolve after this
     external_url: str = ""                     # links back to Tocsin in messages
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alertmanager_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not data.get("alertmanager_config"):
+            return data
+        from .amconfig.apply import apply_alertmanager_file
+        return apply_alertmanager_file(data)
 
     @model_validator(mode="after")
     def _references(self) -> "NotifyConfig":
@@ -102,11 +130,23 @@ class NotifyConfig(BaseModel):
             self.route.receiver = self.receivers[0].name
         if self.route.matchers:
             raise ValueError("route.matchers: the root route matches every alert and must not have matchers")
+        if self.route.mute_time_intervals or self.route.active_time_intervals:
+            raise ValueError("route: the root route must not have mute_time_intervals or active_time_intervals")
+        intervals: set[str] = set()
+        for i, ti in enumerate(self.time_intervals):
+            if ti.name in intervals:
+                raise ValueError(f"time_intervals[{i}].name: duplicate time interval name {ti.name!r}")
+            intervals.add(ti.name)
 
         def check(route: Route, path: str) -> None:
             if route.receiver is not None and route.receiver not in names:
                 raise ValueError(f"{path}.receiver: no receiver named {route.receiver!r} "
                                  f"(defined: {', '.join(sorted(names))})")
+            for key in ("mute_time_intervals", "active_time_intervals"):
+                for name in getattr(route, key):
+                    if name not in intervals:
+                        raise ValueError(f"{path}.{key}: no time interval named {name!r} "
+                                         f"(defined: {', '.join(sorted(intervals)) or 'none'})")
             for j, child in enumerate(route.routes):
                 check(child, f"{path}.routes[{j}]")
 

@@ -16,6 +16,11 @@ class Inhibitor:
         self.rules = rules
 
     def muted(self, target: Alert, active: Iterable[Alert]) -> bool:
+        return bool(self.inhibited_by(target, active, first=True))
+
+    def inhibited_by(self, target: Alert, active: Iterable[Alert], first: bool = False) -> list[str]:
+        """Fingerprints of the firing alerts that inhibit ``target``."""
+        out: list[str] = []
         active = list(active)
         for rule in self.rules:
             if not matches_all(rule.target_matchers, target.labels):
@@ -26,5 +31,8 @@ class Inhibitor:
                 if not matches_all(rule.source_matchers, src.labels):
                     continue
                 if all(src.labels.get(k, "") == target.labels.get(k, "") for k in rule.equal):
-                    return True
-        return False
+                    if first:
+                        return [src.fingerprint]
+                    if src.fingerprint not in out:
+                        out.append(src.fingerprint)
+        return out

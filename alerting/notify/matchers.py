@@ -80,6 +80,8 @@ def parse_matcher(text: object) -> Matcher:
         if not isinstance(value, str):
             raise ValueError(f"invalid matcher {text!r}: badly quoted value")
     else:
+        if raw[:1] in ("=", "~"):   # e.g. severity=="critical": Alertmanager refuses it too
+            raise ValueError(f"invalid matcher {text!r}: unexpected {raw[0]!r} after the operator {op!r}")
         value = raw
     return Matcher.make(name, op, value)
 

@@ -30,6 +30,7 @@ from .retry import RetryPolicy
 from .routing import build_tree
 from .silences import Silences
 from .testmessage import send_test_message
+from .timeintervals import IntervalSet
 from .types import Integration, Notification
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,13 @@ class Notifier:
         self.outbox = Outbox(store)
         self.silences = Silences(store, clock)
         self.inhibitor = Inhibitor(config.inhibit_rules)
+        self.intervals = IntervalSet(config.time_intervals)
         self.dispatcher = Dispatcher(tree)
         lanes = {f"{r}/{i.name}": i for r, items in self._integrations.items() for i in items}
         self.deliverer = Deliverer(self.outbox, self.nflog, lanes, metrics, retry_policy, rng)
         self._firing: dict[str, tuple[Alert, float]] = {}  # fingerprint -> (alert, last seen): inhibition sources
+        # alerts posted to /api/v2/alerts (a Prometheus server): fingerprint -> (alert, resolves at, updated at)
+        self._posted: dict[str, tuple[Alert, float, float]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -74,6 +78,60 @@ class Notifier:
                     self._firing[a.fingerprint] = (a, now)
                 self.dispatcher.insert(a, now)
 
+    def post(self, alerts: Iterable[tuple[Alert, float]]) -> None:
+        """Alerts from outside (Alertmanager's API v2), each with the time it
+        resolves by itself (its endsAt) unless posted again, as Prometheus does
+        every minute. One already in the past is a resolve. Like Alertmanager,
+        an alert that is still firing keeps its first startsAt."""
+        now = self.clock()
+        with self._lock:
+            for a, ends in alerts:
+                fp = a.fingerprint
+                old = self._posted.get(fp)
+                if old is not None and old[0].starts_at and a.starts_at > old[0].starts_at and old[1] > now:
+                    a = replace(a, starts_at=old[0].starts_at)
+                if ends <= now:
+                    if old is None and fp not in self._firing:
+                        continue   # a resolve of something never seen firing: nothing to tell
+                    self._posted.pop(fp, None)
+                    self._firing.pop(fp, None)
+                    self.dispatcher.insert(replace(a, state="resolved", ends_at=ends), now)
+                    continue
+                a = replace(a, state="firing", ends_at=0.0)
+                self._posted[fp] = (a, ends, now)
+                self._firing[fp] = (a, now)
+                self.dispatcher.insert(a, now)
+
+    # -- what the API shows ----------------------------------------------------
+    def active_alerts(self) -> list[tuple[Alert, float, float]]:
+        """Every alert firing now: (alert, ends at, updated at). Alerts of Tocsin's
+        own rules end ``stale_after`` after their last evaluation unless seen again."""
+        with self._lock:
+            out = []
+            for fp, (a, seen) in self._firing.items():
+                posted = self._posted.get(fp)
+                out.append(posted if posted is not None else (a, seen + self.stale_after, seen))
+            return out
+
+    def receivers_of(self, labels: dict[str, str]) -> list[str]:
+        names: list[str] = []
+        for route in self.dispatcher.tree.match(labels):
+            if route.receiver not in names:
+                names.append(route.receiver)
+        return names
+
+    def suppression(self, a: Alert, now: float) -> tuple[list[str], list[str]]:
+        """(ids of the silences muting ``a``, fingerprints of the alerts inhibiting it)."""
+        with self._lock:
+            active = [x for x, _ in self._firing.values()]
+        return self.silences.silenced_by(a.labels, now), self.inhibitor.inhibited_by(a, active)
+
+    def groups(self) -> list[tuple[str, dict[str, str], list[Alert]]]:
+        """(receiver, group labels, alerts) of every aggregation group."""
+        with self._lock:
+            return [(g.route.receiver, dict(g.labels), list(g.alerts.values()))
+                    for g in sorted(self.dispatcher.groups.values(), key=lambda g: g.key)]
+
     # -- one round -----------------------------------------------------------
     def tick(self, now: float | None = None) -> int:
         """Flush due groups, then deliver what is due; returns notifications delivered."""
@@ -93,8 +151,13 @@ class Notifier:
     def _resolve_stale(self, now: float) -> None:
         # An alert the evaluator stopped reporting (rule removed) would fire forever;
         # like Alertmanager's resolve_timeout, treat it as resolved.
+        for fp, (a, ends, _) in list(self._posted.items()):
+            if ends <= now:   # not posted again before its endsAt: resolved, as in Alertmanager
+                del self._posted[fp]
+                self._firing.pop(fp, None)
+                self.dispatcher.insert(replace(a, state="resolved", ends_at=ends), now)
         for fp, (a, seen) in list(self._firing.items()):
-            if now - seen > self.stale_after:
+            if fp not in self._posted and now - seen > self.stale_after:
                 del self._firing[fp]
                 self.dispatcher.insert(replace(a, state="resolved", ends_at=seen), now)
 
@@ -103,6 +166,10 @@ class Notifier:
         return self.silences.mutes(a.labels, now) or self.inhibitor.muted(a, active)
 
     def _flush(self, snap: GroupSnapshot, now: float) -> None:
+        if not self.intervals.may_send(snap.route.mute_time_intervals, snap.route.active_time_intervals, now):
+            # Muted by time: nothing is sent or logged, so the next flush outside
+            # the interval sends what is then current (Alertmanager's time stages).
+            return
         firing = [a for a in snap.alerts if not a.resolved and not self.muted(a, now)]
         resolved = [a for a in snap.alerts if a.resolved]
         firing_fps = frozenset(a.fingerprint for a in firing)

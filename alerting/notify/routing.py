@@ -22,6 +22,8 @@ class RouteNode:
     repeat_interval: float
     continue_: bool
     children: tuple["RouteNode", ...]
+    mute_time_intervals: tuple[str, ...] = ()     # this route's own: not inherited (as in Alertmanager)
+    active_time_intervals: tuple[str, ...] = ()
 
     def group_labels(self, labels: dict[str, str]) -> dict[str, str]:
         if self.group_by is None:
@@ -60,7 +62,9 @@ def _build(r: Route, parent: RouteNode | None, key: str) -> RouteNode:
                      group_wait=pick("group_wait", DEFAULT_GROUP_WAIT),
                      group_interval=pick("group_interval", DEFAULT_GROUP_INTERVAL),
                      repeat_interval=pick("repeat_interval", DEFAULT_REPEAT_INTERVAL),
-                     continue_=r.continue_, children=())
+                     continue_=r.continue_, children=(),
+                     mute_time_intervals=tuple(r.mute_time_intervals),
+                     active_time_intervals=tuple(r.active_time_intervals))
     seen: dict[str, int] = {}
     children = []
     for child in r.routes:

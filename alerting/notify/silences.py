@@ -127,6 +127,9 @@ class Silences:
     def mutes(self, labels: dict[str, str], now: float) -> bool:
         return any(s.mutes(labels, now) for s in list(self._by_id.values()))
 
+    def silenced_by(self, labels: dict[str, str], now: float) -> list[str]:
+        return sorted(s.id for s in list(self._by_id.values()) if s.mutes(labels, now))
+
     def gc(self, now: float) -> None:
         with self._lock:
             for s in [s for s in self._by_id.values() if s.ends_at + self._retention < now]:

@@ -1,6 +1,6 @@
 """The Prometheus-compatible HTTP query API (what Grafana's Prometheus data
 source calls): query, query_range, labels, label values, series, metadata,
-buildinfo, runtimeinfo, query_exemplars. GET and form POST alike."""
+buildinfo, query_exemplars (status endpoints: collector/api/status.py). GET and form POST alike."""
 from __future__ import annotations
 
 import datetime as dt
@@ -259,11 +259,6 @@ def routes(ctx) -> list[Route]:
         return _ok({"version": getattr(collector, "__version__", "0.0.0"), "revision": "", "branch": "",
                     "buildUser": "", "buildDate": "", "goVersion": "", "application": "tocsin"})
 
-    async def runtimeinfo(request: Request):
-        return _ok({"startTime": "", "CWD": "", "reloadConfigSuccess": True, "lastConfigTime": "",
-                    "corruptionCount": 0, "goroutineCount": 0, "GOMAXPROCS": 0, "GOGC": "", "GODEBUG": "",
-                    "storageRetention": "", "timeSeriesCount": len(index.all())})
-
     async def exemplars(request: Request):
         return _ok([])
 
@@ -276,6 +271,5 @@ def routes(ctx) -> list[Route]:
         Route("/api/v1/series", series, methods=both),
         Route("/api/v1/metadata", metadata, methods=["GET"]),
         Route("/api/v1/status/buildinfo", buildinfo, methods=["GET"]),
-        Route("/api/v1/status/runtimeinfo", runtimeinfo, methods=["GET"]),
         Route("/api/v1/query_exemplars", exemplars, methods=both),
     ]

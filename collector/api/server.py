@@ -12,7 +12,10 @@ from starlette.routing import Route
 def make_api_app(ctx) -> Starlette:
     from alerting.evaluate.api import routes as rule_routes
     from alerting.notify.api import routes as silence_routes
+    from alerting.notify.api_v2 import routes as alertmanager_routes
     from collector.api.prom import routes as prom_routes
+    from collector.api.status import routes as status_routes
+    from collector.receiver.remote_write import routes as remote_write_routes
 
     async def healthy(_: Request) -> Response:
         return PlainTextResponse("Tocsin is Healthy.\n")
@@ -28,8 +31,11 @@ def make_api_app(ctx) -> Starlette:
         Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
         Route("/-/ready", ready, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *status_routes(ctx),   # before the query API: its runtimeinfo is the real one
         *prom_routes(ctx),
         *rule_routes(ctx),
         *silence_routes(ctx),
+        *alertmanager_routes(ctx),
+        *remote_write_routes(ctx),
     ]
     return Starlette(routes=routes)

@@ -24,14 +24,18 @@ from collector.receiver.target_info import record_target_info
 from opentelemetry.trace import NoOpTracer, SpanKind, Tracer
 
 from collector.selfmetrics import SelfMetrics
-from collector.wal import SIGNAL_METRICS, SIGNAL_TRACES, Record, WriteAheadLog
+from collector.receiver import remote_write
+from collector.wal import SIGNAL_METRICS, SIGNAL_PROM_V1, SIGNAL_PROM_V2, SIGNAL_TRACES, Record, WriteAheadLog
 
 REQUEST_TYPES = {"traces": ExportTraceServiceRequest, "metrics": ExportMetricsServiceRequest,
                  "logs": ExportLogsServiceRequest}
 
 
-WAL_SIGNALS = {"traces": SIGNAL_TRACES, "metrics": SIGNAL_METRICS}
+WAL_SIGNALS = {"traces": SIGNAL_TRACES, "metrics": SIGNAL_METRICS,
+               remote_write.V1: SIGNAL_PROM_V1, remote_write.V2: SIGNAL_PROM_V2}
 SIGNAL_NAMES = {v: k for k, v in WAL_SIGNALS.items()}
+# every message a WAL record may hold: OTLP, and Prometheus remote write 1.0 / 2.0
+_WAL_TYPES = {**REQUEST_TYPES, **remote_write.MESSAGES}
 
 
 class TenantAggregator:
@@ -78,6 +82,7 @@ class Ingest:
         # metric extractor's temporality state is keyed by labels without it
         self._extractors: dict[str | None, tuple[SpanExtractor, MetricExtractor]] = {
             None: (SpanExtractor(aggregator, settings), MetricExtractor(aggregator, settings))}
+        self._remote: dict[str | None, remote_write.RemoteWriteExtractor] = {}
 
     def _for(self, tenant: str | None) -> tuple[SpanExtractor, MetricExtractor]:
         ex = self._extractors.get(tenant)
@@ -98,10 +103,20 @@ class Ingest:
             outcome = self._for(tenant)[1].extract(request)
             for rm in request.resource_metrics:
                 record_target_info(self.aggregator, rm.resource.attributes, tenant)
+        elif signal in remote_write.MESSAGES:
+            outcome = self._remote_for(tenant).extract(signal, request)
         else:
             outcome = extract_logs(request, self.settings)
         self._count(outcome)
         return outcome.response
+
+    def _remote_for(self, tenant: str | None) -> remote_write.RemoteWriteExtractor:
+        rx = self._remote.get(tenant)
+        if rx is None:
+            mx = self._for(tenant)[1]
+            rx = self._remote[tenant] = remote_write.RemoteWriteExtractor(mx.aggregator, self.settings,
+                                                                          mx.expo_deltas)
+        return rx
 
     def take_temporality(self) -> dict[str, dict]:
         """Cumulative→delta baselines and delta→cumulative totals changed since the
@@ -138,10 +153,11 @@ class Ingest:
         The WAL append and the aggregation happen with no ``await`` between them,
         so the flusher (which rotates the WAL and takes the aggregator's data in
         one step on the same loop) sees either both or neither."""
-        items = count_items(signal, request)
+        prom = signal in remote_write.MESSAGES
+        items = remote_write.count_items(request) if prom else count_items(signal, request)
         with self.tracer.start_as_current_span("tocsin.otlp.export", kind=SpanKind.SERVER, attributes={
                 "tocsin.signal": signal, "tocsin.items": items, "tocsin.tenant": tenant or DEFAULT_TENANT}):
-            self.limiter.charge(tenant or DEFAULT_TENANT, signal, items)
+            self.limiter.charge(tenant or DEFAULT_TENANT, "metrics" if prom else signal, items)
             label = self.label_of(tenant)
             if self.wal is None or signal not in WAL_SIGNALS:
                 return self.handle(signal, request, label)
@@ -155,7 +171,7 @@ class Ingest:
         """Re-apply one WAL record, judging lateness by when it was received,
         with the tenant label it was received with."""
         signal = SIGNAL_NAMES[record.signal]
-        request = REQUEST_TYPES[signal].FromString(record.payload)
+        request = _WAL_TYPES[signal].FromString(record.payload)
         clock = self.aggregator.clock
         self.aggregator.clock = lambda: record.received_ns
         try:

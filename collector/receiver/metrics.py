@@ -57,6 +57,12 @@ class MetricExtractor:
         self._sums = DeltaToCumulative()
         self._state = {"hist": self._hist, "expo": self._expo, "sums": self._sums}
 
+    @property
+    def expo_deltas(self) -> CumulativeToDelta:
+        """Cumulative → delta state of exponential histograms. Prometheus native
+        histograms (remote write) share it, so it is saved with the same documents."""
+        return self._expo
+
     def take_changed_state(self) -> dict:
         """Temporality state changed since the last call, {(part, series key): state}."""
         return {(part, k): v for part, conv in self._state.items() for k, v in conv.take_changed().items()}

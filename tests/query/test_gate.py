@@ -40,7 +40,7 @@ def test_over_its_timeout_a_query_stops_soon_after_the_deadline():
             await gate.run(spin(30))
         return time.monotonic() - t0
 
-    assert asyncio.run(main()) < 1.0
+    assert asyncio.run(main()) < 3.0   # not 30: stopped at its next check (a low-priority thread, a loaded CI)
 
 
 def test_beyond_the_queue_queries_are_refused_at_once_and_queued_ones_wait_until_their_deadline():

@@ -11,6 +11,9 @@ import httpx
 
 from ..httpsend import post_json
 from collector.secrets import read_secret
+
+from ..inline import reveal
+from ..notifytemplate import render_or_none
 from ..types import Notification, title
 from .config import PagerDutyConfig
 
@@ -71,15 +74,21 @@ class PagerDutyNotifier:
     resend_while_firing = False
     min_interval = 0.0
 
-    def __init__(self, cfg: PagerDutyConfig, *, key: str = "pagerduty", environ: dict[str, str] | None = None):
+    def __init__(self, cfg: PagerDutyConfig, *, key: str = "pagerduty", environ: dict[str, str] | None = None,
+                 templates=None):
         self.cfg = cfg
+        self._templates = templates
         self.send_resolved = cfg.send_resolved
-        self._routing_key = read_secret(f"{key}.routing_key", cfg.routing_key_env, cfg.routing_key_file,
-                                        environ=environ)
+        self._routing_key = reveal(cfg.routing_key) or read_secret(f"{key}.routing_key", cfg.routing_key_env,
+                                                                   cfg.routing_key_file, environ=environ)
         self._url = cfg.api_url.rstrip("/") + "/v2/enqueue"
         self._client = httpx.Client(timeout=cfg.timeout)
 
     def notify(self, n: Notification, state: dict[str, Any]) -> dict[str, Any] | None:
         body = event(n, self._routing_key, self.cfg)  # type: ignore[arg-type]
+        described = render_or_none(self._templates, self.cfg.description, n) if n.firing else None
+        if described and described.strip():   # Alertmanager's `description`: the incident's summary
+            text = described.strip()
+            body["payload"]["summary"] = text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
         resp = post_json(self._client, self._url, body, what="pagerduty", ok=(200, 201, 202))
         return {"dedup_key": body["dedup_key"], "last_status": resp.status_code}

@@ -14,9 +14,12 @@ from slack_sdk.webhook import WebhookClient
 
 from ..retry import parse_retry_after
 from collector.secrets import read_secret
+
+from ..inline import reveal
 from ..types import Notification, NotifyError
 from .blocks import render
 from .config import SlackConfig
+from .templated import apply_templates
 
 log = logging.getLogger(__name__)
 
@@ -52,26 +55,31 @@ class SlackNotifier:
     resend_while_firing = False
     min_interval = MIN_INTERVAL
 
-    def __init__(self, cfg: SlackConfig, *, key: str = "slack", environ: dict[str, str] | None = None):
+    def __init__(self, cfg: SlackConfig, *, key: str = "slack", environ: dict[str, str] | None = None,
+                 templates=None):
         self.cfg = cfg
+        self._templates = templates
         self.send_resolved = cfg.send_resolved
         self._webhook: WebhookClient | None = None
         self._web: WebClient | None = None
-        if cfg.webhook_url_env or cfg.webhook_url_file:
-            url = read_secret(f"{key}.webhook_url", cfg.webhook_url_env, cfg.webhook_url_file, environ=environ)
+        if cfg.webhook_url_env or cfg.webhook_url_file or cfg.webhook_url:
+            url = reveal(cfg.webhook_url) or read_secret(f"{key}.webhook_url", cfg.webhook_url_env,
+                                                         cfg.webhook_url_file, environ=environ)
             if cfg.api_url:
                 parts = urlsplit(url)
                 url = cfg.api_url.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
             # retry_handlers=[]: retries happen in one place, the delivery stage.
             self._webhook = WebhookClient(url, timeout=int(cfg.timeout), retry_handlers=[])
         else:
-            token = read_secret(f"{key}.token", cfg.token_env, cfg.token_file, environ=environ)
+            token = reveal(cfg.token) or read_secret(f"{key}.token", cfg.token_env, cfg.token_file, environ=environ)
             base = cfg.api_url or DEFAULT_API_URL
             self._web = WebClient(token=token, base_url=base if base.endswith("/") else base + "/",
                                   timeout=int(cfg.timeout), retry_handlers=[])
 
     def notify(self, n: Notification, state: dict[str, Any]) -> dict[str, Any] | None:
         text, blocks = render(n, self.cfg.max_alerts)
+        if self.cfg.title or self.cfg.text:
+            text, blocks = apply_templates(n, text, blocks, self.cfg.title, self.cfg.text, self._templates)
         if self._webhook is not None:
             return self._send_webhook(text, blocks)
         return self._send_web(n, text, blocks, state)

@@ -10,6 +10,8 @@ from alerting.model import Alert
 
 from ..httpsend import post_json
 from collector.secrets import read_secret
+
+from ..inline import reveal
 from ..types import Notification, rfc3339
 from .config import WebhookConfig
 
@@ -38,8 +40,8 @@ class WebhookNotifier:
         self.cfg = cfg
         self.send_resolved = cfg.send_resolved
         self._url = cfg.url or read_secret(f"{key}.url", cfg.url_env, cfg.url_file, environ=environ)
-        token = read_secret(f"{key}.bearer_token", cfg.bearer_token_env, cfg.bearer_token_file, required=False,
-                            environ=environ)
+        token = reveal(cfg.bearer_token) or read_secret(f"{key}.bearer_token", cfg.bearer_token_env,
+                                                        cfg.bearer_token_file, required=False, environ=environ)
         self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._client = httpx.Client(timeout=cfg.timeout)
 

@@ -1,0 +1,1 @@
+"""Alertmanager configuration files (alertmanager.yml) read as Alertmanager reads them."""
