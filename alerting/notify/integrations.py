@@ -3,7 +3,7 @@ before a Notifier touches live state, so a bad config changes nothing."""
 from __future__ import annotations
 
 from .alertmanager.alertmanager import AlertmanagerNotifier
-from .config import NotifyConfig
+from .config import NotifyConfig, Receiver
 from .console.console import ConsoleNotifier
 from .pagerduty.pagerduty import PagerDutyNotifier
 from .slack.slack import SlackNotifier
@@ -14,10 +14,14 @@ _BUILDERS = {"slack": SlackNotifier, "pagerduty": PagerDutyNotifier, "webhook": 
              "alertmanager": AlertmanagerNotifier, "console": ConsoleNotifier}
 
 
+def build_receiver(index: int, receiver: Receiver, environ: dict[str, str] | None = None,
+                   only: str | None = None) -> list[Integration]:
+    """The integrations of ``receivers[index]`` (only the one named ``only``, if given);
+    raises SecretError naming the key of a missing secret."""
+    return [_BUILDERS[kind](cfg, key=f"notify.receivers[{index}].{kind}", environ=environ)
+            for kind, cfg in receiver.integrations() if only is None or kind == only]
+
+
 def build_integrations(config: NotifyConfig, environ: dict[str, str] | None = None) -> dict[str, list[Integration]]:
     """receiver name -> its integrations; raises SecretError naming the key of a missing secret."""
-    out: dict[str, list[Integration]] = {}
-    for i, r in enumerate(config.receivers):
-        out[r.name] = [_BUILDERS[kind](cfg, key=f"notify.receivers[{i}].{kind}", environ=environ)
-                       for kind, cfg in r.integrations()]
-    return out
+    return {r.name: build_receiver(i, r, environ) for i, r in enumerate(config.receivers)}

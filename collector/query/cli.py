@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import sys
 
-DEFAULT_URL = "http://127.0.0.1:9099"
+from collector.clientenv import DEFAULT_URL, add_url_argument, auth_headers, resolve_url, unreachable  # noqa: F401
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("query", help="run an instant PromQL query against a running server")
     p.add_argument("expr", help="PromQL expression")
     p.add_argument("--time", help="evaluation time (RFC3339 or unix seconds); default now")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"server address (default {DEFAULT_URL})")
+    add_url_argument(p)
     p.set_defaults(func=run)
 
 
@@ -49,11 +49,12 @@ def run(args) -> int:
     params = {"query": args.expr}
     if args.time:
         params["time"] = args.time
+    url, origin = resolve_url(args.url)
     try:
-        r = httpx.get(args.url.rstrip("/") + "/api/v1/query", params=params, timeout=60)
+        r = httpx.get(url + "/api/v1/query", params=params, headers=auth_headers(), timeout=60)
         body = r.json()
     except (httpx.HTTPError, json.JSONDecodeError) as e:
-        print(f"tocsin query: cannot reach {args.url}: {e}", file=sys.stderr)
+        print(f"tocsin query: {unreachable(url, origin, e)}", file=sys.stderr)
         return 2
     if body.get("status") != "success":
         print(f"tocsin query: {body.get('errorType')}: {body.get('error')}", file=sys.stderr)
