@@ -69,6 +69,11 @@ KEY_HINTS.update({
 for _k in ("route", "receivers", "inhibit_rules", "templates", "time_intervals"):
     KEY_HINTS[("Config", _k)] = (f"{_k}: belongs under notify: (Tocsin keeps Alertmanager's sections there; "
                                  f"see {MIGRATING})")
+# (model class name, key) -> what to say when a list is written where a section belongs.
+TYPE_HINTS: dict[tuple[str, str], str] = {
+    ("Config", "receivers"): ("this receivers: is Tocsin's OTLP receivers section (otlp, processes); "
+                              f"Alertmanager's list of receivers belongs under notify: (see {MIGRATING})"),
+}
 KEY_HINTS[("Config", "global")] = f"Alertmanager's global: section has no equivalent in Tocsin (see {MIGRATING})"
 KEY_HINTS[("Config", "rule_files")] = "rule files are listed under rules: {files: [\"rules/*.yaml\"]}"
 KEY_HINTS[("Config", "scrape_configs")] = "Tocsin does not scrape; send OTLP to it (README.md, Sending data)"
@@ -365,6 +370,9 @@ def _message(root: type[BaseModel], err: dict, loc: tuple, from_env: bool) -> st
     if inp is None and t.endswith("_type"):
         return "no value given: write one, or remove the key to use the default"
     if t in ("model_type", "dict_type", "model_attributes_type"):
+        hint = TYPE_HINTS.get((getattr(model_at(root, loc[:-1]), "__name__", ""), str(loc[-1]) if loc else ""))
+        if hint and isinstance(inp, list):
+            return hint
         sub = model_at(root, loc)
         keys = f" ({', '.join(_shown_keys(sub))})" if sub is not None else ""
         return f"expected a mapping of keys{keys}, got {_show(inp)}"
@@ -385,6 +393,8 @@ def _message(root: type[BaseModel], err: dict, loc: tuple, from_env: bool) -> st
     if t in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[t]
         bound = next(iter(ctx.values()), "")
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
         return f"must be {op} {bound}, got {_show(inp)}"
     msg = err["msg"].removeprefix("Value error, ")
     return msg

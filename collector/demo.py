@@ -175,18 +175,24 @@ def _seconds(text: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="OTLP endpoint, e.g. http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT, "
-                                    "then 127.0.0.1:4318, or :4317 with --protocol grpc)")
+                                    "then http://127.0.0.1:4318, or :4317 with --protocol grpc)")
     p.add_argument("--protocol", choices=["grpc", "http"],
-                   help="default: from $OTEL_EXPORTER_OTLP_PROTOCOL (grpc or http/protobuf), else http")
-    p.add_argument("--duration", type=_seconds, default=600.0, help="how long to run, e.g. 10m; 0: until Ctrl-C")
-    p.add_argument("--incident-after", type=_seconds, default=60.0, help="checkout slows down after this (60s)")
-    p.add_argument("--incident-for", type=_seconds, default=180.0, help="and stays slow this long (3m); 0: no incident")
-    p.add_argument("--rate", type=float, default=20.0, help="browser requests per second (20)")
-    p.add_argument("--seed", type=int, default=1, help="random seed: same seed, same traffic (1)")
+                   help="(default: grpc if $OTEL_EXPORTER_OTLP_PROTOCOL is grpc, else http)")
+    p.add_argument("--duration", type=_seconds, default=600.0, metavar="DURATION",
+                   help="how long to run, e.g. 10m; 0 runs until Ctrl-C (default: 10m)")
+    p.add_argument("--incident-after", type=_seconds, default=60.0, metavar="DURATION",
+                   help="checkout slows down after this (default: 1m)")
+    p.add_argument("--incident-for", type=_seconds, default=180.0, metavar="DURATION",
+                   help="and stays slow this long; 0: no incident (default: 3m)")
+    p.add_argument("--rate", type=float, default=20.0, help="browser requests per second (default: 20)")
+    p.add_argument("--seed", type=int, default=1, help="random seed: same seed, same traffic (default: 1)")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="send a small shop's traffic, with a checkout incident, to an OTLP endpoint")
+    p = subparsers.add_parser("demo", help="send a small shop's traffic, with a checkout incident, to an OTLP endpoint",
+                              description="Send a small shop's traffic (frontend, checkout, catalog) through the "
+                                          "OpenTelemetry SDK, with a scripted checkout incident that makes the "
+                                          "example rule CheckoutSlow fire and resolve.")
     add_arguments(p)
     p.set_defaults(func=run)
 
