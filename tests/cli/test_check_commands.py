@@ -30,7 +30,7 @@ def test_config_check_reports_every_error_in_file_order(tmp_path):
         "(1s, 5s, 10s, 15s, 30s, 60s)",
         "tocsin.yaml:4:35: aggregation.lateness: 'soon' is not a duration: write e.g. 500ms, 1.5s, 2m or 1h30m",
         "tocsin.yaml:5:14: log.level: expected one of debug, info, warning, error, got 'verbose'",
-        "tocsin.yaml:7:27: limits.rate.spans_per_second: must be >= 0, got -1",
+        "tocsin.yaml:7:28: limits.rate.spans_per_second: must be >= 0, got -1",
     ]
     assert r.stdout == ""
 
