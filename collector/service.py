@@ -23,7 +23,8 @@ from collector import __version__
 from collector.selfmetrics import SelfMetrics
 from collector.selftrace import build_tracer, loops_back
 from collector.store.duckdb_store import DuckDBStore
-from collector.wal import WriteAheadLog
+from collector.progress import Progress
+from collector.wal import RECORD_OVERHEAD as WAL_RECORD_OVERHEAD, WriteAheadLog
 from collector.workers import SHIP_EVERY_S, WorkerPool, worker_dirs
 
 log = logging.getLogger("tocsin")
@@ -164,14 +165,18 @@ class Service:
         if self.wal is None:
             return
         marker = self.store.wal_marker()
-        n = 0
+        segments, size = self.wal.replay_size(marker)
+        progress = Progress(log, "write-ahead log replay", "records", size)
+        if segments:
+            progress.begin(f"{segments} segments, {size / (1 << 20):.1f} MiB in {self.wal.dir}")
         for rec in self.wal.replay(after=marker):
             self.ingest.replay(rec)
-            n += 1
+            progress.add(1, len(rec.payload) + WAL_RECORD_OVERHEAD)
+        n = progress.count
         if self.workers is not None:
             n += self.workers.replay()
-        if n or self.wal.torn_records:
-            log.info("replayed %d write-ahead log records (%d torn records skipped)", n, self.wal.torn_records)
+        if segments or self.wal.torn_records:
+            progress.end(f"; {self.wal.torn_records} torn records skipped")
         self.metrics.wal_replayed.inc(n)
         self.metrics.wal_torn.inc(self.wal.torn_records)
         await self.flush()
