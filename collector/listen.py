@@ -143,7 +143,7 @@ class _PeerLog:
     def level(self) -> int:
         return log.getEffectiveLevel()
 
-    def _say(self, level: int, msg: str, *args, **kwargs) -> None:
+    def _say(self, level: int, msg: str, *args, hint: str = "", **kwargs) -> None:
         text = msg % args if args else msg
         if text == "Invalid HTTP request received.":
             text = "sent a request that is not HTTP/1.1 (answered 400)"
@@ -153,7 +153,8 @@ class _PeerLog:
             if quiet is None:
                 return
         more = f" ({quiet} more since the last such line)" if quiet else ""
-        log.log(level, "%s %s to %s%s", self.peer, text, self.listener, more, exc_info=kwargs.get("exc_info"))
+        log.log(level, "%s %s to %s%s%s", self.peer, text, self.listener, more, f"; {hint}" if hint else "",
+                exc_info=kwargs.get("exc_info"))
 
     def warning(self, msg, *args, **kwargs):
         self._say(logging.WARNING, msg, *args, **kwargs)
@@ -194,7 +195,7 @@ def http_protocol(listener: str, grpc_hint: str):
             if self._first:
                 self._first = False
                 if data.startswith(_HTTP2_PREFACE[:len(data)]) and data[:3] == b"PRI":
-                    self.logger.warning(f"sent HTTP/2 (a gRPC exporter?); {grpc_hint}")
+                    self.logger._say(logging.WARNING, "sent HTTP/2 (a gRPC exporter?)", hint=grpc_hint)
                     self.transport.close()
                     return
             super().data_received(data)
