@@ -1,6 +1,6 @@
 """Spans → the latency histogram ``traces_span_metrics_duration_seconds``.
 
-The hot path of the service (see /work/shared/PERF_NOTES.md): one Python loop
+The hot path of the service (see docs/performance-notes.md): one Python loop
 over the spans that reads only the attributes it needs and stops once it has
 them, then a single ``Aggregator.record_durations`` call for the whole request.
 """
