@@ -287,7 +287,8 @@ def find(tree: Any, loc: tuple, want: str = "value") -> tuple[tuple[int, int] | 
         else:
             if not isinstance(node, dict) or part not in node:
                 return where, False
-            where = _lc(node, part, want if last else "key") or where
+            empty = node[part] is None      # `path:` with nothing after it: its value's mark is the next line
+            where = _lc(node, part, want if last and not empty else "key") or where
         node = node[part]
     return where, True
 

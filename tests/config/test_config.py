@@ -84,3 +84,62 @@ def test_renamed_key_and_its_replacement_together_is_an_error(tmp_path):
     f.write_text("storage: {file: /old.duckdb, path: /new.duckdb}\n")
     with pytest.raises(ConfigError, match="storage.file: deprecated, and storage.path is also set"):
         load_config(f, environ={}, renamed={"storage.file": "storage.path"})
+
+
+def test_errors_are_located_in_the_file_and_the_environment(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("storage:\n  retension: {raw: 2d}\nnotify:\n  route:\n    group_wiat: 30s\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f, environ={"TOCSIN_STORAGE__PATHH": "/x", "TOCSIN_API__LISTEN": "nope"})
+    assert [line.split(": unknown key")[0].split(": expected")[0] for line in e.value.errors] == [
+        f"{f}:2:3: storage.retension", f"{f}:5:5: notify.route.group_wiat",
+        "TOCSIN_STORAGE__PATHH: storage.pathh", "TOCSIN_API__LISTEN: api.listen"]
+    assert 'did you mean "retention"?' in e.value.errors[0]
+    assert 'did you mean "group_wait"?' in e.value.errors[1]
+    assert "did you mean TOCSIN_STORAGE__PATH?" in e.value.errors[2]
+
+
+def test_variables_that_are_not_overrides_are_left_alone():
+    cfg = load_config(None, environ={"TOCSIN_CONFIG": "x.yaml", "TOCSIN_URL": "http://h:9099",
+                                     "TOCSIN_API_TOKEN": "t", "TOCSIN_INGEST_TOKEN": "s"})
+    assert cfg.api.listen == "127.0.0.1:9099"
+
+
+def test_an_empty_section_or_list_means_its_defaults(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("limits:\n  # rate: {spans_per_second: 5}\nauth:\n  read_tokens:\nnotify:\n  receivers:\n"
+                 "    - name: log\n      console:\n")
+    cfg = load_config(f, environ={"TOCSIN_LIMITS__MAX_CONCURRENT_REQUESTS": "8"})
+    assert cfg.limits.max_concurrent_requests == 8 and cfg.limits.rate.spans_per_second == 0
+    assert cfg.auth.read_tokens == [] and cfg.notify.receivers[0].console is not None
+    f.write_text("storage:\n  path:\n")
+    with pytest.raises(ConfigError, match=r"t.yaml:2:3: storage.path: no value given: write one, or remove "
+                                          r"the key to use the default"):
+        load_config(f, environ={})
+
+
+def test_a_new_section_gets_positions_and_suggestions_without_code():
+    """What another change adds to the config is covered by the same machinery."""
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from collector.configerrors import Locator, validation_errors
+
+    class Pg(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        dsn_env: str | None = None
+        dsn_file: str | None = None
+        pool_size: int = 4
+
+    class Root(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        postgresql: Pg = Pg()
+
+    from ruamel.yaml import YAML
+    text = "postgresql:\n  dsn: postgres://u:secret@h/db\n  pool_sise: 8\n"
+    tree = YAML().load(text)
+    with pytest.raises(ValidationError) as e:
+        Root.model_validate(YAML(typ="safe").load(text))
+    lines = validation_errors(e.value, Root, Locator("c.yaml", tree))
+    assert lines[0].startswith("c.yaml:2:3: postgresql.dsn: unknown key; secrets are never written in the config "
+                               "file: use dsn_env: VARIABLE")
+    assert lines[1].startswith('c.yaml:3:3: postgresql.pool_sise: unknown key; did you mean "pool_size"?')
