@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import traceback
 
@@ -15,7 +16,7 @@ EXIT_NOT_STARTED = 2
 DEBUG_HINT = "run with --debug for the traceback"
 
 
-def describe_failure(e: BaseException, locator=None) -> list[str]:
+def describe_failure(e: BaseException, locator=None, config=None) -> list[str]:
     """The lines a user sees for an exception that stopped a command."""
     from collector.config import ConfigError
     from collector.listen import StartupError
@@ -29,15 +30,19 @@ def describe_failure(e: BaseException, locator=None) -> list[str]:
     if isinstance(e, (StartupError, StoreError)):
         return [f"tocsin: {line}" for line in (str(e).splitlines() or [type(e).__name__])]
     if isinstance(e, OSError) and e.strerror:
+        path = getattr(getattr(config, "storage", None), "path", "")
+        if e.filename and path and os.path.abspath(path).startswith(os.path.abspath(str(e.filename))):
+            return [f"tocsin: cannot use storage.path {path}: {e.strerror}: {e.filename}; point storage.path "
+                    "(or TOCSIN_STORAGE__PATH) at a writable place"]
         where = f": {e.filename}" if e.filename else ""
         return [f"tocsin: {e.strerror}{where} ({DEBUG_HINT})"]
     return [f"tocsin: {type(e).__name__}: {e} ({DEBUG_HINT})"]
 
 
-def report_failure(e: BaseException, args: argparse.Namespace, locator=None) -> None:
+def report_failure(e: BaseException, args: argparse.Namespace, locator=None, config=None) -> None:
     if getattr(args, "debug", False):
         traceback.print_exception(e)
-    for line in describe_failure(e, locator):
+    for line in describe_failure(e, locator, config):
         print(line, file=sys.stderr)
 
 
@@ -61,7 +66,7 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:
-        report_failure(e, args, loaded.locator)
+        report_failure(e, args, loaded.locator, loaded.config)
         if service is not None and getattr(service, "started", False):
             return 1        # it ran, then failed
         return EXIT_NOT_STARTED

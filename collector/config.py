@@ -177,9 +177,26 @@ class LimitsConfig(Strict):
                                   "(memory, concurrency).")
 
 
+def _endpoint(v: Any) -> str:
+    from urllib.parse import urlsplit
+
+    if v in ("", None):
+        return ""
+    try:
+        parts = urlsplit(str(v))
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"expected an http:// or https:// URL such as http://otel-collector:4318, or empty "
+                         f"for off; got {v!r}")
+    return str(v)
+
+
 class SelfTelemetryConfig(Strict):
-    traces_endpoint: str = Field("", description="OTLP endpoint for Tocsin's own traces; empty = off. "
-                                                 "Never Tocsin's own receiver (refused at start).")
+    traces_endpoint: Annotated[str, BeforeValidator(_endpoint)] = Field(
+        "", description="OTLP endpoint for Tocsin's own traces (http://HOST:PORT); empty = off. "
+                        "Never Tocsin's own receiver (refused at start).")
     protocol: str = Field("http/protobuf", pattern="^(http/protobuf|grpc)$", description="http/protobuf or grpc.")
     service_name: str = Field("tocsin", description="service.name of Tocsin's own spans.")
     sample_ratio: float = Field(1.0, ge=0, le=1, description="Fraction of Tocsin's own traces kept.")

@@ -164,3 +164,18 @@ def test_exposed_without_tokens_is_one_line(tmp_path):
     assert _error_lines(r) == [
         "tocsin: refusing to start: api.listen is 0.0.0.0:0, reachable from other machines, but auth.read_tokens "
         "is empty: add tokens, bind to 127.0.0.1, or set auth.allow_unauthenticated: true"]
+
+
+def test_a_storage_path_that_cannot_be_created(tmp_path):
+    (tmp_path / "file").write_text("")
+    r = _serve(tmp_path, "rules: {files: []}\n", {"TOCSIN_STORAGE__PATH": str(tmp_path / "file" / "t.duckdb")})
+    assert r.returncode == NOT_STARTED
+    assert _error_lines(r) == [f"tocsin: cannot use storage.path {tmp_path}/file/t.duckdb: File exists: "
+                               f"{tmp_path}/file; point storage.path (or TOCSIN_STORAGE__PATH) at a writable place"]
+
+
+def test_an_endpoint_that_is_not_a_url_is_refused(tmp_path):
+    r = _serve(tmp_path, "rules: {files: []}\nself_telemetry:\n  traces_endpoint: otel-collector\n")
+    assert r.returncode == NOT_STARTED
+    assert _error_lines(r) == ["tocsin.yaml:3:20: self_telemetry.traces_endpoint: expected an http:// or https:// "
+                               "URL such as http://otel-collector:4318, or empty for off; got 'otel-collector'"]
