@@ -149,6 +149,34 @@ def model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
     return cur if kind == "model" else None
 
 
+def kind_at(root: type[BaseModel], loc: tuple) -> str | None:
+    """What the config holds at ``loc``: "model", "list", "dict", "scalar", or None
+    when ``loc`` is not a path of the models (an unknown key)."""
+    kind, cur = "model", root
+    for part in loc:
+        if kind in ("list", "dict"):
+            kind, cur = _unwrap(cur)
+            continue
+        if kind != "model" or not isinstance(part, str):
+            return None
+        name = field_names(cur).get(part)
+        if name is None:
+            return None
+        kind, cur = _unwrap(cur.model_fields[name].annotation)
+    return kind
+
+
+def _clean_loc(root: type[BaseModel], raw: tuple) -> tuple:
+    """pydantic's error location without its own tags (validator names, the member
+    types of a union such as ``int`` or ``list[str]``)."""
+    out: tuple = ()
+    for part in raw:
+        if isinstance(part, str) and (part.startswith("function-") or kind_at(root, out) == "scalar"):
+            continue
+        out += (part,)
+    return out
+
+
 def env_name(loc: tuple) -> str:
     return ENV_PREFIX + "__".join(str(p).upper() for p in loc)
 
@@ -387,6 +415,8 @@ def _message(root: type[BaseModel], err: dict, loc: tuple, from_env: bool) -> st
         return f"expected a number, got {_show(inp)}"
     if t in ("bool_parsing", "bool_type"):
         return f"expected true or false, got {_show(inp)}"
+    if t in ("literal_error", "enum"):
+        return f"expected {ctx.get('expected', 'one of the documented values')}, got {_show(inp)}"
     if t == "string_pattern_mismatch":
         choices = _pattern_choices(ctx.get("pattern"))
         if choices:
@@ -405,7 +435,7 @@ def validation_errors(e: ValidationError, root: type[BaseModel], locator: Locato
     """One located line per pydantic error of validating ``root``."""
     out = []
     for err in e.errors():
-        loc = tuple(p for p in err["loc"] if isinstance(p, int) or not str(p).startswith("function-"))
+        loc = _clean_loc(root, tuple(err["loc"]))
         msg_loc, message = loc, None
         if err["type"] == "value_error":
             # A validator that names a sub-key ("route.receiver: ...") is located there.
@@ -418,7 +448,9 @@ def validation_errors(e: ValidationError, root: type[BaseModel], locator: Locato
                 message = (f"{paren}: " if paren else "") + text[m.end():]
         if message is None:
             message = _message(root, err, loc, locator.variable(loc) is not None)
-        out.append(locator.line(msg_loc, message, "key" if err["type"] == "extra_forbidden" else "value"))
+        line = locator.line(msg_loc, message, "key" if err["type"] == "extra_forbidden" else "value")
+        if line not in out:   # a union reports once per member type
+            out.append(line)
     return out
 
 

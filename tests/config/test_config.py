@@ -143,3 +143,29 @@ def test_a_new_section_gets_positions_and_suggestions_without_code():
     assert lines[0].startswith("c.yaml:2:3: postgresql.dsn: unknown key; secrets are never written in the config "
                                "file: use dsn_env: VARIABLE")
     assert lines[1].startswith('c.yaml:3:3: postgresql.pool_sise: unknown key; did you mean "pool_size"?')
+
+
+def test_unions_and_literals_read_plainly():
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, ValidationError
+    from ruamel.yaml import YAML
+
+    from collector.configerrors import Locator, validation_errors
+
+    class S(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        backend: Literal["duckdb", "postgresql"] = "duckdb"
+        size: int | str = 1
+
+    class Root(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        storage: S = S()
+
+    text = "storage:\n  backend: postgres\n  size: [1]\n"
+    with pytest.raises(ValidationError) as e:
+        Root.model_validate(YAML(typ="safe").load(text))
+    assert validation_errors(e.value, Root, Locator("c.yaml", YAML().load(text))) == [
+        "c.yaml:2:12: storage.backend: expected 'duckdb' or 'postgresql', got 'postgres'",
+        "c.yaml:3:9: storage.size: expected a whole number, got a list",
+        "c.yaml:3:9: storage.size: expected a string, got a list; quote it"]
