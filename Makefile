@@ -4,30 +4,39 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 # Test files run in parallel (pytest-xdist): most end-to-end time is waiting on real clocks.
 JOBS   ?= 4
-STAMP   = $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
-# glibc keeps freed decode buffers instead of returning them per request (PERF_NOTES: 2-3x on ingest).
+HASH    = $(shell cksum < pyproject.toml | cut -d' ' -f1)
+# `make run` installs Tocsin only; `make test` adds the test extras (which also satisfy run).
+STAMP_RUN  = $(VENV)/.installed-run-$(HASH)
+STAMP_TEST = $(VENV)/.installed-test-$(HASH)
+# glibc keeps freed decode buffers instead of returning them per request (docs/performance-notes.md: 2-3x on ingest).
 export MALLOC_MMAP_THRESHOLD_ ?= 1073741824
 export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
 .PHONY: run test bench demo clean
 
-$(STAMP): pyproject.toml
+$(STAMP_RUN): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	rm -f $(VENV)/.installed-run-*; touch $(STAMP_RUN)
+
+$(STAMP_TEST): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	rm -f $(VENV)/.installed-*; touch $(STAMP)
+	rm -f $(VENV)/.installed-*; touch $(STAMP_TEST) $(STAMP_RUN)
 
-run: $(STAMP)
+run: $(STAMP_RUN)
 	mkdir -p data
 	$(VENV)/bin/tocsin serve --config tocsin.yaml
 
-test: $(STAMP)
+test: $(STAMP_TEST)
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(JOBS) --dist loadgroup $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP_TEST)
 	$(PY) -m bench
 
-demo: $(STAMP)
+demo: $(STAMP_RUN)
 	$(VENV)/bin/tocsin demo
 
 clean:

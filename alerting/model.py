@@ -14,6 +14,14 @@ def fingerprint(labels: dict[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
+def format_labels(labels: dict[str, str]) -> str:
+    """``{service_name="checkout", severity="critical"}``: Prometheus's notation, values
+    escaped as PromQL strings (so a newline in a sender's label cannot forge a log line)."""
+    def esc(v: str) -> str:
+        return v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return "{" + ", ".join(f'{k}="{esc(str(v))}"' for k, v in sorted(labels.items())) + "}"
+
+
 @dataclass(frozen=True)
 class Alert:
     labels: dict[str, str]                 # includes alertname, severity, rule labels
@@ -21,8 +29,10 @@ class Alert:
     state: str = "firing"                  # "pending" | "firing" | "resolved" (only firing/resolved are sent)
     starts_at: float = 0.0                 # unix seconds: when the alert went firing (active since)
     ends_at: float = 0.0                   # unix seconds: when it resolved; 0 while firing
-    value: float = float("nan")            # the expression's value at the last evaluation
+    value: float = float("nan")            # the expression's value at the last evaluation (resolved: at resolve time)
     generator_url: str = ""
+    worst: float = float("nan")            # the value at its worst since the alert went active
+    unit: str = ""                         # "seconds" for latency rules: values read as durations
 
     @property
     def fingerprint(self) -> str:

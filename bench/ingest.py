@@ -1,7 +1,7 @@
 """Ingest benchmark: the real `tocsin serve` on one core, a load generator on the other.
 
 Requests are realistic: 1 000 SERVER spans, 8 attributes each, 20 routes, one
-resource with 6 attributes (PERF_NOTES). Reports spans/s per server core, p99
+resource with 6 attributes (docs/performance-notes.md). Reports spans/s per server core, p99
 request latency, server RSS, and — in the same run — the decode-only figure of
 this machine, so the ratio is visible.
 

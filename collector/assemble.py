@@ -12,30 +12,17 @@ import socket
 
 import uvicorn
 
+from collector import listen as listen_mod
 from collector.aggregate.aggregator import AggregatorSettings
 from collector.config import Config
+from collector.listen import split_listen  # noqa: F401  (re-exported: callers use assemble.split_listen)
 from collector.store.base import Retention
 
 
-def split_listen(listen: str) -> tuple[str, int]:
-    host, _, port = listen.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-def bind(listen: str, reuseport: bool = False) -> socket.socket:
-    host, port = split_listen(listen)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto given explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
-    # proto is IPPROTO_TCP, and accepted sockets inherit it. Without it every answer on a
-    # kept-alive connection waited ~40 ms for the client's delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuseport:   # receivers.processes > 1: worker processes bind the same port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
+def bind(listen: str, reuseport: bool = False, key: str = "", first: bool = True) -> socket.socket:
+    """A listening socket; raises ``listen.ListenError`` (one line naming the key
+    and variable that move it) when the address is taken. See ``collector.listen``."""
+    return listen_mod.bind(listen, key, reuseport=reuseport, first=first)
 
 
 def sock_address(sock: socket.socket) -> str:
@@ -54,8 +41,11 @@ class QuietServer(uvicorn.Server):
         yield
 
 
-def http_server(app) -> QuietServer:
-    return QuietServer(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+def http_server(app, listener: str = "this port", grpc_hint: str = "gRPC goes to the OTLP/gRPC port") -> QuietServer:
+    """``listener`` and ``grpc_hint`` make the line logged when a gRPC exporter is
+    pointed at this HTTP port. uvicorn's loggers propagate to Tocsin's format."""
+    return QuietServer(uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False, log_config=None,
+                                      http=listen_mod.http_protocol(listener, grpc_hint),
                                       timeout_graceful_shutdown=10))
 
 

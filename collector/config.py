@@ -1,19 +1,23 @@
 """``tocsin.yaml``: one file, validated with pydantic. Unknown keys are errors;
-every error names the key path and says what is expected. Any key can be
-overridden from the environment: ``TOCSIN_STORAGE__PATH=/x`` sets
+every error is located (``file:line:col: key: message``, or the environment
+variable that set the key) and says what is expected (``configerrors``). Any key
+can be overridden from the environment: ``TOCSIN_STORAGE__PATH=/x`` sets
 ``storage.path`` (values are read as YAML scalars, so ``[a, b]`` is a list)."""
 from __future__ import annotations
 
 import logging
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from alerting.notify.config import NotifyConfig
+from collector.configerrors import Locator, apply_env, fill_nulls, in_file_order, parse_path, validation_errors
 from collector.durations import parse_duration
 
 log = logging.getLogger(__name__)
@@ -181,9 +185,26 @@ class LimitsConfig(Strict):
                                   "(memory, concurrency).")
 
 
+def _endpoint(v: Any) -> str:
+    from urllib.parse import urlsplit
+
+    if v in ("", None):
+        return ""
+    try:
+        parts = urlsplit(str(v))
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"expected an http:// or https:// URL such as http://otel-collector:4318, or empty "
+                         f"for off; got {v!r}")
+    return str(v)
+
+
 class SelfTelemetryConfig(Strict):
-    traces_endpoint: str = Field("", description="OTLP endpoint for Tocsin's own traces; empty = off. "
-                                                 "Never Tocsin's own receiver (refused at start).")
+    traces_endpoint: Annotated[str, BeforeValidator(_endpoint)] = Field(
+        "", description="OTLP endpoint for Tocsin's own traces (http://HOST:PORT); empty = off. "
+                        "Never Tocsin's own receiver (refused at start).")
     protocol: str = Field("http/protobuf", pattern="^(http/protobuf|grpc)$", description="http/protobuf or grpc.")
     service_name: str = Field("tocsin", description="service.name of Tocsin's own spans.")
     sample_ratio: float = Field(1.0, ge=0, le=1, description="Fraction of Tocsin's own traces kept.")
@@ -218,12 +239,13 @@ class Config(Strict):
 
 
 class ConfigError(ValueError):
-    """A config file that cannot be used; ``errors`` holds one line per problem."""
+    """A config that cannot be used; ``errors`` holds one located line per problem
+    (``FILE:LINE:COL: key: message``, or ``TOCSIN_VAR: key: message``)."""
 
     def __init__(self, source: str, errors: list[str]):
         self.source = source
         self.errors = errors
-        super().__init__(f"{source}: invalid configuration:\n  " + "\n  ".join(errors))
+        super().__init__("\n".join(errors))
 
 
 # Keys renamed between versions: old dotted path -> new one. A file using an old key
@@ -232,7 +254,7 @@ class ConfigError(ValueError):
 RENAMED_KEYS: dict[str, str] = {}
 
 
-def _apply_renames(raw: dict, renamed: dict[str, str], source: str) -> dict:
+def _apply_renames(raw: dict, renamed: dict[str, str], locator: Locator) -> list[str]:
     errors = []
     for old, new in renamed.items():
         *old_parents, old_leaf = old.split(".")
@@ -245,68 +267,76 @@ def _apply_renames(raw: dict, renamed: dict[str, str], source: str) -> dict:
         *new_parents, new_leaf = new.split(".")
         target = raw
         for key in new_parents:
-            target = target.setdefault(key, {})
+            if target.get(key) is None:
+                target[key] = {}
+            target = target[key]
         if new_leaf in target:
-            errors.append(f"{old}: deprecated, and {new} is also set; keep only {new}")
+            errors.append(locator.key_line(old, f"deprecated, and {new} is also set; keep only {new}"))
             continue
         target[new_leaf] = value
-        log.warning("%s: config key %s is deprecated, use %s instead", source, old, new)
-    if errors:
-        raise ConfigError(source, errors)
-    return raw
+        log.warning("%s: config key %s is deprecated, use %s instead", locator.where(parse_path(old), "key"), old, new)
+    return errors
 
 
-def _apply_env(raw: dict, environ: dict[str, str]) -> dict:
-    yaml = YAML(typ="safe")
-    for name, value in sorted(environ.items()):
-        if not name.startswith("TOCSIN_") or "__" not in name and name.count("_") < 1:
-            continue
-        path = name[len("TOCSIN_"):].lower().split("__")
-        if path[0] not in Config.model_fields or name == "TOCSIN_CONFIG":
-            continue
-        node = raw
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-            if not isinstance(node, dict):
-                break
-        else:
-            parsed = yaml.load(value) if value.strip() else value
-            node[path[-1]] = parsed if parsed is not None else value
-    return raw
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: Config
+    locator: Locator      # where each key came from, for errors found later (secrets, rule files)
 
 
-def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
-                renamed: dict[str, str] | None = None) -> Config:
-    """Load, apply renamed keys and environment overrides, validate. Raises ConfigError."""
+def _parse(text: str, source: str) -> tuple[Any, Any]:
+    """(plain data, round-trip tree with positions)."""
+    try:
+        tree = YAML().load(text)
+        data = YAML(typ="safe").load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise ConfigError(source, [f"{where}: not valid YAML: {what}"]) from None
+    except YAMLError as e:
+        raise ConfigError(source, [f"{source}: not valid YAML: {e}"]) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(source, [f"{source}:1:1: the top level must be a mapping (receivers:, storage:, ...)"])
+    return data or {}, tree
+
+
+def read_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                renamed: dict[str, str] | None = None) -> LoadedConfig:
+    """Load, apply renamed keys and environment overrides, validate. Raises
+    ConfigError with every problem, each located in the file or the environment."""
     environ = dict(os.environ if environ is None else environ)
     raw: dict = {}
+    tree = None
     source = "<defaults>"
     if path is not None:
         source = str(path)
         try:
             text = Path(path).read_text()
         except OSError as e:
-            raise ConfigError(source, [f"cannot read the file: {e.strerror}"]) from e
-        try:
-            loaded = YAML(typ="safe").load(text)
-        except Exception as e:  # ruamel raises several error types; all mean "not YAML"
-            raise ConfigError(source, [f"not valid YAML: {e}"]) from e
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(source, ["the top level must be a mapping (receivers:, storage:, ...)"])
-        raw = loaded or {}
-    raw = _apply_renames(raw, RENAMED_KEYS if renamed is None else renamed, source)
-    raw = _apply_env(raw, environ)
+            raise ConfigError(source, [f"{source}: cannot read the file: {e.strerror}"]) from e
+        raw, tree = _parse(text, source)
+    locator = Locator(source, tree)
+    errors = _apply_renames(raw, RENAMED_KEYS if renamed is None else renamed, locator)
+    env = apply_env(raw, environ, Config)
+    locator.origins = env.origins
+    errors += env.errors
+    raw = fill_nulls(raw, Config)
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as e:
-        errors = []
-        for err in e.errors():
-            key = ".".join(str(p) for p in err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see the configuration reference in README.md)"
-            errors.append(f"{key}: {msg}")
-        raise ConfigError(source, errors) from None
+        # never an empty list for an invalid file: fall back to pydantic's own words
+        errors += validation_errors(e, Config, locator) or [f"{source}: {e}"]
+        config = None
+    if errors:
+        raise ConfigError(source, in_file_order(errors))
+    return LoadedConfig(config, locator)
+
+
+def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                renamed: dict[str, str] | None = None) -> Config:
+    """The validated config (see ``read_config``). Raises ConfigError."""
+    return read_config(path, environ, renamed).config
 
 
 def default_config_path(environ: dict[str, str] | None = None) -> str | None:

@@ -80,7 +80,10 @@ def render() -> str:
              "Generated from `collector/config.py` by `python -m collector.configdoc`; a test fails when it is",
              "out of date. Durations are written `500ms`, `10s`, `5m`, `2h`, `30d`. Every key can be set from the",
              "environment: `TOCSIN_` + the path in capitals with `__` between levels (`TOCSIN_STORAGE__PATH`).",
-             "The `notify` section follows Alertmanager's configuration; see README.md, Notifications.", "",
+             "The `notify` section follows Alertmanager's configuration; see README.md, Notifications.",
+             "A key written with nothing under it (`limits:` with its lines commented out) means its defaults.",
+             "`tocsin config check --config FILE` reports every error as `file:line:col: key: message`",
+             "(`TOCSIN_VAR: key: message` for a value from the environment).", "",
              "| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for path, typ, default, desc in rows(Config):
         lines.append(f"| `{path}` | {typ} | {default} | {desc} |")

@@ -51,6 +51,27 @@ def resolve_target(target: str | None, protocol: str | None, environ=os.environ)
     return Target(protocol, default + ("/v1/traces" if protocol == "http" else ""), default)
 
 
+def unreachable(t: Target) -> str | None:
+    """Why nothing can be sent to ``t`` (nothing listens there), or None. Checked once
+    at start, so a demo started before the server says so instead of retrying."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = t.shown if "://" in t.shown else f"http://{t.shown}"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORTS[t.protocol]
+    except ValueError:
+        return None   # let the exporter report what it makes of it
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        return None
+    except OSError as e:
+        why = (e.strerror or type(e).__name__).lower()
+        return (f"nothing answers at {host}:{port} ({why}): start the server first (make run), "
+                "or point --target or OTEL_EXPORTER_OTLP_ENDPOINT at it")
+
+
 def make_exporter(t: Target):
     if t.protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -69,7 +90,7 @@ class Emitter:
 
         self.providers, self.tracers = [], {}
         for service in SERVICES:
-            provider = TracerProvider(resource=Resource.create({
+            provider = TracerProvider(shutdown_on_exit=False, resource=Resource.create({
                 "service.name": service, "service.namespace": "shop", "service.version": "1.4.2",
                 "deployment.environment.name": "demo"}))
             provider.add_span_processor(BatchSpanProcessor(
@@ -109,10 +130,24 @@ class Emitter:
         span.end(end_time=start_ns + int(call.duration_s * 1e9))
         self.spans += 1
 
-    def close(self) -> None:
-        for p in self.providers:
-            p.force_flush()
-            p.shutdown()
+    def close(self, interrupted: bool = False) -> None:
+        """Send what is queued. After Ctrl-C, give it three seconds and stop: an exporter
+        retrying a server that has gone away would otherwise hold the terminal a minute."""
+        import logging
+        import threading
+
+        def shutdown():
+            for p in self.providers:
+                p.force_flush()
+                p.shutdown()
+
+        if not interrupted:
+            shutdown()
+            return
+        logging.getLogger("opentelemetry").setLevel(logging.CRITICAL)   # its retry lines, after the user said stop
+        t = threading.Thread(target=shutdown, daemon=True)
+        t.start()
+        t.join(3.0)
 
 
 def _phase_line(phase: str, sched: Schedule, args, target: Target, t: float) -> str:
@@ -135,7 +170,12 @@ def run(args, out: TextIO = sys.stdout, clock: Callable[[], float] = time.monoto
         environ=os.environ) -> int:
     sched = Schedule(args.incident_after, args.incident_for)
     target = resolve_target(args.target, args.protocol, environ)
+    problem = unreachable(target)
+    if problem:
+        print(f"tocsin demo: {problem}", file=sys.stderr)
+        return 1
     shop, emitter = Shop(args.seed), Emitter(target)
+    interrupted = False
     start = last = clock()
     due, phase, requests = 0.0, None, 0
     try:
@@ -157,9 +197,9 @@ def run(args, out: TextIO = sys.stdout, clock: Callable[[], float] = time.monoto
             requests += n
             sleep(max(0.0, TICK_S - (clock() - now)))
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
-        emitter.close()
+        emitter.close(interrupted)
     print(f"demo done: {requests} requests, {emitter.spans} spans handed to the exporter", file=out, flush=True)
     return 0
 
@@ -175,18 +215,24 @@ def _seconds(text: str) -> float:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="OTLP endpoint, e.g. http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT, "
-                                    "then 127.0.0.1:4318, or :4317 with --protocol grpc)")
+                                    "then http://127.0.0.1:4318, or :4317 with --protocol grpc)")
     p.add_argument("--protocol", choices=["grpc", "http"],
-                   help="default: from $OTEL_EXPORTER_OTLP_PROTOCOL (grpc or http/protobuf), else http")
-    p.add_argument("--duration", type=_seconds, default=600.0, help="how long to run, e.g. 10m; 0: until Ctrl-C")
-    p.add_argument("--incident-after", type=_seconds, default=60.0, help="checkout slows down after this (60s)")
-    p.add_argument("--incident-for", type=_seconds, default=180.0, help="and stays slow this long (3m); 0: no incident")
-    p.add_argument("--rate", type=float, default=20.0, help="browser requests per second (20)")
-    p.add_argument("--seed", type=int, default=1, help="random seed: same seed, same traffic (1)")
+                   help="(default: grpc if $OTEL_EXPORTER_OTLP_PROTOCOL is grpc, else http)")
+    p.add_argument("--duration", type=_seconds, default=600.0, metavar="DURATION",
+                   help="how long to run, e.g. 10m; 0 runs until Ctrl-C (default: 10m)")
+    p.add_argument("--incident-after", type=_seconds, default=60.0, metavar="DURATION",
+                   help="checkout slows down after this (default: 1m)")
+    p.add_argument("--incident-for", type=_seconds, default=180.0, metavar="DURATION",
+                   help="and stays slow this long; 0: no incident (default: 3m)")
+    p.add_argument("--rate", type=float, default=20.0, help="browser requests per second (default: 20)")
+    p.add_argument("--seed", type=int, default=1, help="random seed: same seed, same traffic (default: 1)")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("demo", help="send a small shop's traffic, with a checkout incident, to an OTLP endpoint")
+    p = subparsers.add_parser("demo", help="send a small shop's traffic, with a checkout incident, to an OTLP endpoint",
+                              description="Send a small shop's traffic (frontend, checkout, catalog) through the "
+                                          "OpenTelemetry SDK, with a scripted checkout incident that makes the "
+                                          "example rule CheckoutSlow fire and resolve.")
     add_arguments(p)
     p.set_defaults(func=run)
 

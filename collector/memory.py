@@ -32,7 +32,7 @@ _TRIM = _malloc_trim()
 def release_memory() -> None:
     """Collect garbage and hand free heap pages back to the OS. Without it RSS
     hardly ever shrinks (the service runs with MALLOC_TRIM_THRESHOLD_ high, see
-    PERF_NOTES), so a limiter once over its soft limit would refuse forever."""
+    docs/performance-notes.md), so a limiter once over its soft limit would refuse forever."""
     gc.collect()
     if _TRIM is not None:
         _TRIM()

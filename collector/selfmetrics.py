@@ -17,6 +17,9 @@ class SelfMetrics:
                                       ["signal"], registry=r)
         self.items_rejected = Counter("tocsin_items_rejected", "Items refused, by reason.",
                                       ["signal", "reason"], registry=r)
+        self.items_ignored = Counter("tocsin_items_ignored", "Items received and deliberately not used (spans of "
+                                     "kind CLIENT, INTERNAL or PRODUCER), by reason. "
+                                     "received = accepted + rejected + ignored.", ["signal", "reason"], registry=r)
         self.requests = Counter("tocsin_receiver_requests", "OTLP requests answered, by transport and code.",
                                 ["transport", "signal", "code"], registry=r)
         self.requests_refused = Counter("tocsin_receiver_refused_requests",

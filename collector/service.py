@@ -19,6 +19,7 @@ from opentelemetry.trace import StatusCode
 from collector import assemble, cancel
 from collector.aggregate.aggregator import Aggregator
 from collector.config import Config
+from collector.listen import StartupError
 from collector.model import KIND_GAUGE, NS, SeriesCatalog, make_labels
 from collector.query.gate import QueryGate
 from collector.query.source import LiveSource
@@ -27,7 +28,8 @@ from collector.selfmetrics import SelfMetrics
 from collector.selftrace import build_tracer, loops_back
 from collector.threads import lower_priority
 from collector.store.duckdb_store import DuckDBStore
-from collector.wal import WriteAheadLog
+from collector.progress import Progress
+from collector.wal import RECORD_OVERHEAD as WAL_RECORD_OVERHEAD, WriteAheadLog
 from collector.workers import SHIP_EVERY_S, WorkerPool, worker_dirs
 
 log = logging.getLogger("tocsin")
@@ -90,6 +92,7 @@ class Service:
         self._unsaved_state: dict[str, dict] = {}  # temporality documents of a flush that failed
         self.config_path = config_path
         self._notifier_running = False
+        self.started = False   # True once listening: a failure after that is not a failure to start
         self.workers = None   # collector.workers.WorkerPool when receivers.processes > 1
         self.addresses: dict[str, str] = {}
         self.query_gate: QueryGate | None = None
@@ -124,19 +127,23 @@ class Service:
         rule files) is done before anything live changes. Returns the errors.
         Other sections (listeners, storage, ...) take effect at the next start."""
         from alerting.notify.notifier import Notifier
-        from collector.config import ConfigError, load_config
+        from collector.config import ConfigError, read_config
+        from collector.secrets import SecretError
 
-        config = self.config
+        config, locator = self.config, None
         if self.config_path:
             try:
-                config = load_config(self.config_path)
+                loaded = read_config(self.config_path)
             except ConfigError as e:
-                return [f"{e.source}: {err}" for err in e.errors]
+                return list(e.errors)   # each already says where: file:line:col or the variable
+            config, locator = loaded.config, loaded.locator
         notifier = None
         if config.notify != self.config.notify:
             try:
                 notifier = Notifier(config.notify, self.store, self.metrics, clock=self.now_s)
-            except Exception as e:  # a missing secret, a bad client setting: keep the running notifier
+            except SecretError as e:
+                return [locator.key_line(e.key, e.reason) if locator else str(e)]
+            except Exception as e:  # a bad client setting: keep the running notifier
                 return [f"notify: {e}"]
         errors = self.evaluator.load(config.rules.files)
         if errors:
@@ -201,14 +208,18 @@ class Service:
         if self.wal is None:
             return
         marker = self.store.wal_marker()
-        n = 0
+        segments, size = self.wal.replay_size(marker)
+        progress = Progress(log, "write-ahead log replay", "records", size)
+        if segments:
+            progress.begin(f"{segments} segments, {size / (1 << 20):.1f} MiB in {self.wal.dir}")
         for rec in self.wal.replay(after=marker):
             self.ingest.replay(rec)
-            n += 1
+            progress.add(1, len(rec.payload) + WAL_RECORD_OVERHEAD)
+        n = progress.count
         if self.workers is not None:
             n += self.workers.replay()
-        if n or self.wal.torn_records:
-            log.info("replayed %d write-ahead log records (%d torn records skipped)", n, self.wal.torn_records)
+        if segments or self.wal.torn_records:
+            progress.end(f"; {self.wal.torn_records} torn records skipped")
         self.metrics.wal_replayed.inc(n)
         self.metrics.wal_torn.inc(self.wal.torn_records)
         await self.flush()
@@ -254,19 +265,18 @@ class Service:
         tokens = Tokens.from_config(cfg.auth)
         problems = exposure_errors(cfg, tokens)
         if problems:
-            raise SystemExit("refusing to start:\n  " + "\n  ".join(problems))
+            raise StartupError("refusing to start: " + "; ".join(problems))
         errors = self.reload()
         if errors:
-            raise SystemExit("rule files are invalid:\n  " + "\n  ".join(errors))
+            from collector.config import ConfigError
+            raise ConfigError(self.config_path or "<defaults>", errors)   # rule files: each error located
         rsettings = assemble.receiver_settings(cfg)
         self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal, tracer=self.tracer)
         self.ingest.restore_temporality(self.store.kv_list(TEMPORALITY))
         procs = cfg.receivers.processes
-        if procs > 1 or (self.wal is not None and worker_dirs(self.wal.dir)):
-            self.workers = WorkerPool(self)   # also replays worker WALs left by an earlier run
-        await self._replay_wal()
-        http_sock = assemble.bind(cfg.receivers.otlp.http.listen, reuseport=procs > 1)
-        api_sock = assemble.bind(cfg.api.listen)
+        # Listeners first: a taken port is reported before a long WAL replay, not after.
+        http_sock = assemble.bind(cfg.receivers.otlp.http.listen, reuseport=procs > 1, key="receivers.otlp.http.listen")
+        api_sock = assemble.bind(cfg.api.listen, key="api.listen")
         grpc_server, grpc_port = make_grpc_server(self.aggregator, rsettings, self.metrics,
                                                   cfg.receivers.otlp.grpc.listen, ingest=self.ingest, tokens=tokens,
                                                   reuseport=procs > 1)
@@ -274,9 +284,12 @@ class Service:
         self.addresses = {"otlp_grpc": f"{ghost}:{grpc_port}", "otlp_http": assemble.sock_address(http_sock),
                           "api": assemble.sock_address(api_sock)}
         if loops_back(cfg.self_telemetry.traces_endpoint, self.addresses):
-            raise SystemExit(f"refusing to start: self_telemetry.traces_endpoint {cfg.self_telemetry.traces_endpoint} "
-                             "is this Tocsin's own OTLP receiver; it would trace its own ingestion forever. "
-                             "Send Tocsin's traces to another collector.")
+            raise StartupError(f"refusing to start: self_telemetry.traces_endpoint {cfg.self_telemetry.traces_endpoint} "
+                               "is this Tocsin's own OTLP receiver; it would trace its own ingestion forever. "
+                               "Send Tocsin's traces to another collector.")
+        if procs > 1 or (self.wal is not None and worker_dirs(self.wal.dir)):
+            self.workers = WorkerPool(self)   # also replays worker WALs left by an earlier run
+        await self._replay_wal()
 
         self.query_gate = QueryGate(max_concurrent=cfg.query.max_concurrent, max_queued=cfg.query.max_queued,
                                     timeout_s=cfg.query.timeout, max_samples=cfg.query.max_samples,
@@ -285,7 +298,11 @@ class Service:
         otlp_app = BearerAuth(make_otlp_http_app(self.aggregator, rsettings, self.metrics, ingest=self.ingest),
                               tokens, lambda method, path: INGEST)
         api_app = MemoryGuard(BearerAuth(make_api_app(self), tokens, api_kind), self.ingest.limiter)
-        servers = [assemble.http_server(otlp_app), assemble.http_server(api_app)]
+        grpc_at = self.addresses["otlp_grpc"]
+        servers = [assemble.http_server(otlp_app, f"the OTLP/HTTP port {self.addresses['otlp_http']}",
+                                        f"point gRPC exporters at {grpc_at}, or send http/protobuf to this port"),
+                   assemble.http_server(api_app, f"the API port {self.addresses['api']}",
+                                        f"OTLP/gRPC goes to {grpc_at}, OTLP/HTTP to {self.addresses['otlp_http']}")]
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -307,6 +324,7 @@ class Service:
         self.notifier.start()
         self._notifier_running = True
         self.evaluator.start()
+        self.started = True
         logging.getLogger("tocsin.listen").info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
         await self._stop.wait()
 

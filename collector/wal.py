@@ -29,6 +29,7 @@ from typing import Iterator
 log = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<IIBQ")
+RECORD_OVERHEAD = _HEADER.size   # bytes of a record beyond its payload
 _IOV_MAX = 512
 SIGNAL_TRACES, SIGNAL_METRICS = 1, 2
 SIGNAL_PROM_V1, SIGNAL_PROM_V2 = 3, 4   # Prometheus remote write 1.0 / 2.0 (decompressed protobuf)
@@ -177,6 +178,11 @@ class WriteAheadLog:
         return n
 
     # -- reading --------------------------------------------------------------
+    def replay_size(self, after: int) -> tuple[int, int]:
+        """(segments, bytes) that ``replay(after)`` will read."""
+        segs = [s for s in self.segments() if s > after and s != self.segment]
+        return len(segs), sum(self._path(s).stat().st_size for s in segs)
+
     def replay(self, after: int) -> Iterator[Record]:
         """Records of segments newer than ``after``, in order. A torn or corrupt
         tail (a crash mid-write) ends that segment's replay and is counted."""

@@ -246,9 +246,9 @@ async def _worker(index: int, conn, cfg, http_addr: str, grpc_addr: str, wal_dir
     tokens = Tokens.from_config(cfg.auth)
     rsettings = assemble.receiver_settings(cfg)
     ingest = Ingest(aggregator, rsettings, metrics, wal=wal)
-    http_sock = assemble.bind(http_addr, reuseport=True)
+    http_sock = assemble.bind(http_addr, reuseport=True, key="receivers.otlp.http.listen", first=False)
     grpc_server, _ = make_grpc_server(aggregator, rsettings, metrics, grpc_addr, ingest=ingest, tokens=tokens,
-                                      reuseport=True)
+                                      reuseport=True, first=False)
     otlp_app = BearerAuth(make_otlp_http_app(aggregator, rsettings, metrics, ingest=ingest), tokens,
                           lambda method, path: INGEST)
     server = assemble.http_server(otlp_app)

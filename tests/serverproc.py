@@ -83,3 +83,27 @@ class ServerProcess:
 
     def output(self) -> str:
         return "".join(self.lines)
+
+
+def free_ports_env(workdir: Path) -> dict[str, str]:
+    """Listeners on port 0 and the store in ``workdir``: a server that can start beside others."""
+    return {"TOCSIN_RECEIVERS__OTLP__GRPC__LISTEN": "127.0.0.1:0",
+            "TOCSIN_RECEIVERS__OTLP__HTTP__LISTEN": "127.0.0.1:0",
+            "TOCSIN_API__LISTEN": "127.0.0.1:0",
+            "TOCSIN_STORAGE__PATH": str(Path(workdir) / "tocsin.duckdb")}
+
+
+def run_tocsin(*args: str, cwd: Path, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the real ``tocsin`` command to completion (a command that fails to start,
+    a check, a client command). ``env`` is added to a copy of the environment with
+    free ports and the store in ``cwd``; a value of None removes the variable."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    full.update(free_ports_env(cwd))
+    full["PYTHONUNBUFFERED"] = "1"
+    for k, v in (env or {}).items():
+        if v is None:
+            full.pop(k, None)
+        else:
+            full[k] = v
+    return subprocess.run([sys.executable, "-m", "collector", *args], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=timeout)

@@ -123,7 +123,7 @@ def eval_alerting(rule: AlertingRule, entries: dict, query, t: float, limit: int
             observed, held, skipped, empty = _observe_latency(rule, entries, query, t, ext)
         else:
             observed, held, skipped, empty = _observe_plain(rule, query, t, ext)
-        new = step(entries, observed, held, t, rule.for_, rule.keep_firing_for)
+        new = step(entries, observed, held, t, rule.for_, rule.keep_firing_for, rule.worse)
         _check_limit(sum(1 for e in new.values() if e.state in (PENDING, FIRING)), limit, "alerts")
     except Exception as e:  # a bad query must not stop the other rules of the group
         return RuleResult(entries, alert_samples(rule, entries), {}, _message(e))
@@ -173,8 +173,8 @@ def to_alerts(rule: AlertingRule, entries: dict, external_url: str) -> list[Aler
     for e in entries.values():
         if e.state == FIRING:
             out.append(Alert(dict(e.labels), dict(e.annotations), "firing", e.fired_at, 0.0, e.value,
-                             generator_url(external_url, rule.expr)))
+                             generator_url(external_url, rule.expr), e.worst, rule.unit))
         elif e.state == INACTIVE and e.fired_at:
             out.append(Alert(dict(e.labels), dict(e.annotations), "resolved", e.fired_at, e.resolved_at,
-                             e.value, generator_url(external_url, rule.expr)))
+                             e.value, generator_url(external_url, rule.expr), e.worst, rule.unit))
     return out

@@ -11,25 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from .config import NotifyConfig, format_errors
+from collector.clientenv import TOKEN_ENV, add_url_argument, auth_headers, resolve_url, unreachable
+from collector.config import ConfigError, read_config
+from collector.configcheck import check, config_path, no_file_message, notify_summary, print_errors
 from collector.durations import parse_duration
-from .integrations import build_integrations
-from .matchers import parse_matchers
 from collector.secrets import SecretError
+from .integrations import build_receiver
+from .matchers import parse_matchers
 from .testmessage import send_test_message
 from .types import rfc3339
-
-DEFAULT_URL = "http://127.0.0.1:9099"
-
 
 def register(subparsers) -> None:
     notify = subparsers.add_parser("notify", help="check the notify config, send test messages")
     nsub = notify.add_subparsers(dest="notify_command", required=True)
-    p = nsub.add_parser("check", help="validate the notify: section of the config")
+    p = nsub.add_parser("check", help="validate the config as serve would, and summarise its notify: section")
     p.add_argument("--config", help="config file (default $TOCSIN_CONFIG, then ./tocsin.yaml)")
     p.set_defaults(func=cmd_check)
     p = nsub.add_parser("test", help="send a test message through a receiver")
@@ -41,25 +39,21 @@ def register(subparsers) -> None:
     ssub = silence.add_subparsers(dest="silence_command", required=True)
     p = ssub.add_parser("add", help='add a silence, e.g. silence add alertname="CheckoutSlow" --duration 2h -c why')
     p.add_argument("matchers", nargs="+", metavar="MATCHER")
-    p.add_argument("--duration", default="2h")
+    p.add_argument("--duration", default="2h", help="how long (default 2h)")
     p.add_argument("--comment", "-c", required=True)
-    p.add_argument("--author", "-a", default=None)
-    p.add_argument("--url", default=DEFAULT_URL)
+    p.add_argument("--author", "-a", default=None, help="default: $USER")
+    add_url_argument(p)
     p.set_defaults(func=cmd_silence_add)
     p = ssub.add_parser("list", help="list silences")
-    p.add_argument("--url", default=DEFAULT_URL)
+    add_url_argument(p)
     p.set_defaults(func=cmd_silence_list)
     p = ssub.add_parser("expire", help="expire a silence")
     p.add_argument("id")
-    p.add_argument("--url", default=DEFAULT_URL)
+    add_url_argument(p)
     p.set_defaults(func=cmd_silence_expire)
 
 
 # -- config ------------------------------------------------------------------
-def _config_path(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("TOCSIN_CONFIG") or "tocsin.yaml")
-
-
 def load_notify_section(path: Path) -> tuple[Any, Any]:
     """(the notify mapping as a ruamel node with line info, the whole document)."""
     doc = YAML().load(path.read_text())  # round-trip loader: keeps line numbers
@@ -68,46 +62,6 @@ def load_notify_section(path: Path) -> tuple[Any, Any]:
     if not hasattr(doc, "get"):
         raise ValueError("the config file must be a YAML mapping")
     return doc.get("notify"), doc
-
-
-def _line_of(node: Any, loc: tuple) -> str:
-    """file line:col of the deepest node of a pydantic error location that exists."""
-    where = None
-    for part in loc:
-        try:
-            if isinstance(part, int) and hasattr(node, "lc") and isinstance(node, list):
-                where = node.lc.item(part)
-                node = node[part]
-            elif isinstance(part, str) and hasattr(node, "lc") and part in node:
-                where = node.lc.key(part)
-                node = node[part]
-            else:
-                break
-        except Exception:
-            break
-    return f"{where[0] + 1}:{where[1] + 1}:" if where else ""
-
-
-def _load_config(path: Path) -> tuple[NotifyConfig | None, list[str]]:
-    try:
-        section, _ = load_notify_section(path)
-    except OSError as e:
-        return None, [f"{path}: cannot read: {e.strerror}"]
-    except (YAMLError, ValueError) as e:
-        return None, [f"{path}: {e}"]
-    try:
-        return NotifyConfig.model_validate(_plain(section) or {}), []
-    except ValidationError as err:
-        lines = format_errors(err)
-        return None, [f"{path}:{_line_of(section, tuple(e['loc']))} {msg}" for e, msg in zip(err.errors(), lines)]
-
-
-def _plain(node: Any) -> Any:
-    if isinstance(node, dict):
-        return {str(k): _plain(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_plain(v) for v in node]
-    return node
 
 
 def _check_alertmanager_file(path: Path) -> tuple[list[str], list[str]]:
@@ -128,53 +82,49 @@ def _check_alertmanager_file(path: Path) -> tuple[list[str], list[str]]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    path = _config_path(args.config)
-    am_errors, warnings = _check_alertmanager_file(path)
+    """Everything serve checks (not only notify:), the alertmanager.yml it names
+    with its warnings (inline secrets, unsupported template functions), then a
+    summary of notify:."""
+    path = config_path(args.config)
+    if path is None:
+        print(no_file_message(), file=sys.stderr)
+        return 1
+    am_errors, warnings = _check_alertmanager_file(Path(path))
     for w in warnings:
         print(w, file=sys.stderr)
     if am_errors:
-        for e in am_errors:
-            print(e, file=sys.stderr)
+        print_errors(am_errors)
         print(f"{path}: notify: {len(am_errors)} errors, {len(warnings)} warnings", file=sys.stderr)
         return 1
     logging.getLogger("tocsin.notify.alertmanager_config").setLevel(logging.ERROR)   # printed above already
-    cfg, errors = _load_config(path)
-    if cfg is not None:
-        try:
-            build_integrations(cfg)
-        except SecretError as e:
-            errors.append(f"{path}: {e}")
-    if errors:
-        for e in errors:
-            print(e, file=sys.stderr)
+    res = check(path)
+    if res.errors:
+        print_errors(res.errors)
         return 1
-    n_routes = _count_routes(cfg.route)  # type: ignore[union-attr]
-    source = f" (from {cfg.alertmanager_config})" if cfg.alertmanager_config else ""  # type: ignore[union-attr]
-    print(f"{path}: notify ok{source}: {len(cfg.receivers)} receivers, {n_routes} routes, "  # type: ignore[union-attr]
-          f"{len(cfg.inhibit_rules)} inhibit rules, {len(cfg.time_intervals)} time intervals"  # type: ignore
-          + (f", {len(warnings)} warnings" if warnings else ""))
+    print(f"{path}: {notify_summary(res.config, warnings=len(warnings))}")
     return 0
 
 
-def _count_routes(r) -> int:
-    return 1 + sum(_count_routes(c) for c in r.routes)
-
-
 def cmd_test(args: argparse.Namespace) -> int:
-    path = _config_path(args.config)
-    cfg, errors = _load_config(path)
-    if cfg is None:
-        for e in errors:
-            print(e, file=sys.stderr)
-        return 1
-    names = [r.name for r in cfg.receivers]
-    if args.receiver not in names:
-        print(f"no receiver named {args.receiver!r} (defined: {', '.join(names)})", file=sys.stderr)
+    path = config_path(args.config)
+    if path is None:
+        print(no_file_message(), file=sys.stderr)
         return 1
     try:
-        integrations = build_integrations(cfg)[args.receiver]
+        loaded = read_config(path)
+    except ConfigError as e:
+        print_errors(e.errors)
+        return 1
+    cfg = loaded.config.notify
+    names = [r.name for r in cfg.receivers]
+    if args.receiver not in names:
+        print(f"tocsin: no receiver named {args.receiver!r} in {path} (defined: {', '.join(names)})", file=sys.stderr)
+        return 1
+    index = names.index(args.receiver)
+    try:
+        integrations = build_receiver(index, cfg.receivers[index])
     except SecretError as e:
-        print(f"{path}: {e}", file=sys.stderr)
+        print(loaded.locator.key_line(e.key, e.reason), file=sys.stderr)
         return 1
     results = send_test_message(integrations, args.receiver, time.time(), cfg.external_url)
     for name, err in results.items():
@@ -183,10 +133,15 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 # -- silences over HTTP ---------------------------------------------------------
-def _client(url: str) -> httpx.Client:
-    token = os.environ.get("TOCSIN_API_TOKEN")
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=10.0)
+def _request(args: argparse.Namespace, method: str, path: str, **kwargs) -> httpx.Response | None:
+    """The answer, or None after printing why the server could not be reached."""
+    url, origin = resolve_url(args.url)
+    try:
+        with httpx.Client(base_url=url, headers=auth_headers(), timeout=10.0) as c:
+            return c.request(method, path, **kwargs)
+    except httpx.HTTPError as e:
+        print(f"tocsin: {unreachable(url, origin, e)}", file=sys.stderr)
+        return None
 
 
 def _fail(resp: httpx.Response) -> int:
@@ -194,7 +149,8 @@ def _fail(resp: httpx.Response) -> int:
         msg = resp.json().get("error") or resp.text
     except Exception:
         msg = resp.text
-    print(f"error: HTTP {resp.status_code}: {msg}", file=sys.stderr)
+    hint = f" (set ${TOKEN_ENV})" if resp.status_code == 401 else ""
+    print(f"tocsin: HTTP {resp.status_code}: {msg}{hint}", file=sys.stderr)
     return 1
 
 
@@ -203,17 +159,14 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
         matchers = [m for text in args.matchers for m in parse_matchers(text)]
         duration = parse_duration(args.duration)
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"tocsin: {e}", file=sys.stderr)
         return 2
     now = time.time()
     author = args.author or os.environ.get("USER") or getpass.getuser()
     body = {"matchers": [m.to_api() for m in matchers], "startsAt": rfc3339(now), "endsAt": rfc3339(now + duration),
             "createdBy": author, "comment": args.comment}
-    try:
-        with _client(args.url) as c:
-            resp = c.post("/api/v1/silences", json=body)
-    except httpx.HTTPError as e:
-        print(f"error: cannot reach {args.url}: {e}", file=sys.stderr)
+    resp = _request(args, "POST", "/api/v1/silences", json=body)
+    if resp is None:
         return 1
     if resp.status_code != 200:
         return _fail(resp)
@@ -222,19 +175,22 @@ def cmd_silence_add(args: argparse.Namespace) -> int:
 
 
 def cmd_silence_list(args: argparse.Namespace) -> int:
-    try:
-        with _client(args.url) as c:
-            resp = c.get("/api/v1/silences")
-    except httpx.HTTPError as e:
-        print(f"error: cannot reach {args.url}: {e}", file=sys.stderr)
+    resp = _request(args, "GET", "/api/v1/silences")
+    if resp is None:
         return 1
     if resp.status_code != 200:
         return _fail(resp)
-    print(f"{'ID':36}  {'STATE':8}  {'ENDS':24}  {'CREATED BY':12}  MATCHERS  COMMENT")
-    for s in resp.json():
-        ms = ",".join(_matcher_text(m) for m in s["matchers"])
-        print(f"{s['id']:36}  {s['status']['state']:8}  {s['endsAt']:24}  {s['createdBy']:12}  {ms}  {s['comment']}")
+    print("\n".join(silence_table(resp.json())))
     return 0
+
+
+def silence_table(silences: list[dict]) -> list[str]:
+    """Aligned columns, like amtool's; the comment last and unpadded."""
+    head = ("ID", "STATE", "ENDS", "CREATED BY", "MATCHERS", "COMMENT")
+    rows = [head] + [(s["id"], s["status"]["state"], s["endsAt"], s["createdBy"],
+                      ",".join(_matcher_text(m) for m in s["matchers"]), s["comment"]) for s in silences]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    return ["  ".join([c.ljust(w) for c, w in zip(r, widths)] + [r[-1]]).rstrip() for r in rows]
 
 
 def _matcher_text(m: dict) -> str:
@@ -244,11 +200,8 @@ def _matcher_text(m: dict) -> str:
 
 
 def cmd_silence_expire(args: argparse.Namespace) -> int:
-    try:
-        with _client(args.url) as c:
-            resp = c.delete(f"/api/v1/silences/{args.id}")
-    except httpx.HTTPError as e:
-        print(f"error: cannot reach {args.url}: {e}", file=sys.stderr)
+    resp = _request(args, "DELETE", f"/api/v1/silences/{args.id}")
+    if resp is None:
         return 1
     if resp.status_code != 200:
         return _fail(resp)

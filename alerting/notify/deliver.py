@@ -10,6 +10,8 @@ import logging
 import random
 import threading
 
+from alerting.model import format_labels
+
 from .nflog import NotificationLog
 from .outbox import Outbox, Pending
 from .retry import RetryPolicy
@@ -81,7 +83,8 @@ class Deliverer:
             done += 1
             self.metrics.notifications.labels(n.receiver, n.integration).inc()
             self.metrics.notification_latency.labels(n.integration).observe(max(0.0, now - n.created_at))
-            log.info("notify: delivered %s notification for %s to %s", n.status, n.group_key, lane)
+            log.info("notify: delivered %s notification of group %s to %s", n.status, format_labels(n.group_labels),
+                     lane)
             if integ.min_interval:
                 self._lane_ready[lane] = now + integ.min_interval
                 break

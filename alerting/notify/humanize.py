@@ -44,12 +44,22 @@ def humanize_duration(seconds: float) -> str:
     return sign + "".join(out)
 
 
-def humanize_value(v: float, labels: dict[str, str], annotations: dict[str, str]) -> str:
-    """A latency rule's value is in seconds; say so when the rule tells us (unit label or annotation)."""
-    unit = annotations.get("unit") or labels.get("unit") or ""
+def humanize_value(v: float, labels: dict[str, str], annotations: dict[str, str], unit: str = "") -> str:
+    """A latency rule's value is in seconds (``unit``), and reads as a duration
+    (``322.6ms``, never ``322.6m``); other rules may say their unit with a ``unit``
+    annotation or label."""
+    unit = unit or annotations.get("unit") or labels.get("unit") or ""
     if unit in ("s", "seconds"):
         return humanize_duration(v)
     return humanize(v) + (f" {unit}" if unit else "")
+
+
+def alert_value(a) -> str:
+    """``322.6ms``, and for a resolved alert ``322.6ms (worst 952.3ms)``."""
+    text = humanize_value(a.value, a.labels, a.annotations, a.unit)
+    if a.resolved and not math.isnan(a.worst) and a.worst != a.value:
+        text += f" (worst {humanize_value(a.worst, a.labels, a.annotations, a.unit)})"
+    return text
 
 
 def utc(ts: float) -> str:

@@ -7,8 +7,10 @@ in a repr or a log) and excluded from dumps (``/api/v1/status/config``)."""
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 INLINE_OK = "inline_secrets_ok"
+INLINE_SECRET = "inline_secret"   # the error type: located at the key, like an unknown key
 
 
 def InlineSecret():   # noqa: N802 - reads like a type in the models
@@ -16,8 +18,14 @@ def InlineSecret():   # noqa: N802 - reads like a type in the models
 
 
 def check_inline(value: SecretStr | None, info: ValidationInfo, instead: str) -> SecretStr | None:
+    """``instead``: the keys to use, e.g. ``webhook_url_env`` / ``webhook_url_file``."""
     if value is not None and not (info.context or {}).get(INLINE_OK):
-        raise ValueError(f"secrets are not accepted inline in tocsin.yaml: use {instead}")
+        env, _, file = instead.partition(" or ")
+        raise PydanticCustomError(
+            INLINE_SECRET,
+            "secrets are never written in tocsin.yaml: use {env}: VARIABLE (the environment variable that holds "
+            "it) or {file}: PATH; an alertmanager.yml read through notify.alertmanager_config may hold them; "
+            "see docs/migrating-from-prometheus.md", {"env": env, "file": file})
     return value
 
 

@@ -78,14 +78,19 @@ def _time(ts: float):
     return datetime.fromtimestamp(ts, timezone.utc) if ts else datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
-def notification_data(n) -> dict[str, Any]:
-    """The template data of a Notification (alerting/notify/types.py), as Alertmanager builds it."""
-    alerts = AlertList({"Status": "resolved" if a.resolved else "firing", "Labels": KV(a.labels),
-                        "Annotations": KV(a.annotations), "StartsAt": _time(a.starts_at),
+def notification_data(n, escape=None) -> dict[str, Any]:
+    """The template data of a Notification (alerting/notify/types.py), as Alertmanager builds it.
+    ``escape``: applied to every label and annotation value (they come from senders), so a
+    template's own markup stays markup while a route of ``<!channel>`` is shown, not obeyed."""
+    def kv(d: dict) -> KV:
+        return KV({k: escape(v) for k, v in d.items()} if escape else d)
+
+    alerts = AlertList({"Status": "resolved" if a.resolved else "firing", "Labels": kv(a.labels),
+                        "Annotations": kv(a.annotations), "StartsAt": _time(a.starts_at),
                         "EndsAt": _time(a.ends_at), "GeneratorURL": a.generator_url, "Fingerprint": a.fingerprint}
                        for a in n.alerts)
-    return {"Receiver": n.receiver, "Status": n.status, "Alerts": alerts, "GroupLabels": KV(n.group_labels),
-            "CommonLabels": KV(n.common_labels), "CommonAnnotations": KV(n.common_annotations),
+    return {"Receiver": n.receiver, "Status": n.status, "Alerts": alerts, "GroupLabels": kv(n.group_labels),
+            "CommonLabels": kv(n.common_labels), "CommonAnnotations": kv(n.common_annotations),
             "ExternalURL": n.external_url, "GroupKey": n.group_key}
 
 
@@ -570,12 +575,13 @@ def _sample():
 _SAMPLE = _sample()
 
 
-def render_or_none(templates: TemplateSet | None, text: str | None, n) -> str | None:
+def render_or_none(templates: TemplateSet | None, text: str | None, n, escape=None) -> str | None:
     """``text`` rendered for notification ``n``; None when unset or when it fails
-    (the caller then uses its own text: a broken template never loses a page)."""
+    (the caller then uses its own text: a broken template never loses a page).
+    ``escape``: see ``notification_data``."""
     if not text:
         return None
     try:
-        return (templates or TemplateSet()).render(text, notification_data(n))
+        return (templates or TemplateSet()).render(text, notification_data(n, escape))
     except (TemplateError, RecursionError, ValueError, TypeError, AttributeError):
         return None

@@ -83,17 +83,24 @@ def _common(dicts: list[dict[str, str]]) -> dict[str, str]:
     return out
 
 
+def _finite(v: float) -> float | None:
+    return None if math.isnan(v) or math.isinf(v) else v
+
+
 def alert_to_dict(a: Alert) -> dict[str, Any]:
-    value = None if math.isnan(a.value) or math.isinf(a.value) else a.value
     return {"labels": dict(a.labels), "annotations": dict(a.annotations), "state": a.state,
-            "starts_at": a.starts_at, "ends_at": a.ends_at, "value": value, "generator_url": a.generator_url}
+            "starts_at": a.starts_at, "ends_at": a.ends_at, "value": _finite(a.value), "generator_url": a.generator_url,
+            "worst": _finite(a.worst), "unit": a.unit}
 
 
 def alert_from_dict(d: dict[str, Any]) -> Alert:
-    v = d.get("value")
+    def num(key):
+        v = d.get(key)
+        return float("nan") if v is None else float(v)
     return Alert(labels=dict(d["labels"]), annotations=dict(d.get("annotations", {})), state=d.get("state", "firing"),
                  starts_at=float(d.get("starts_at", 0)), ends_at=float(d.get("ends_at", 0)),
-                 value=float("nan") if v is None else float(v), generator_url=d.get("generator_url", ""))
+                 value=num("value"), generator_url=d.get("generator_url", ""), worst=num("worst"),
+                 unit=d.get("unit", ""))
 
 
 def rfc3339(ts: float) -> str:

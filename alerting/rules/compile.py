@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from alerting.model import format_labels
 from collector.durations import format_duration
 from alerting.rules.spec import GroupSpec, LatencySpec, RuleSpec, SloSpec
 
@@ -33,6 +34,8 @@ class AlertingRule:
     annotations: dict = field(default_factory=dict)
     latency: LatencyCheck | None = None
     source: RuleSpec | None = None
+    unit: str = ""              # "seconds": values are durations (latency rules)
+    worse: str = "higher"       # which way a value gets worse ("lower" for `expr: x < 0.99`)
 
 
 @dataclass(frozen=True)
@@ -127,14 +130,29 @@ def compile_rule(group: GroupSpec, r: RuleSpec, key: str) -> list:
             lab = _with(labels, severity=labels.get("severity", severity)) if len(levels) == 1 else \
                 _with(labels, severity=severity)
             out.append(AlertingRule(group.name, r.name, f"{key}/{severity}", f"{value} > {_num(above)}",
-                                    r.for_, r.keep_firing_for, lab, dict(r.annotations), check, r))
+                                    r.for_, r.keep_firing_for, lab, dict(r.annotations), check, r, unit="seconds"))
         return out
     if r.slo is not None:
         return [AlertingRule(group.name, r.name, f"{key}/{sev}", expr, r.for_, r.keep_firing_for,
                              _with(labels, severity=sev), dict(r.annotations), None, r)
                 for sev, expr in slo_exprs(r.slo).items()]
     return [AlertingRule(group.name, r.name, key, r.expr, r.for_, r.keep_firing_for, labels,
-                         dict(r.annotations), None, r)]
+                         dict(r.annotations), None, r, worse=worse_direction(r.expr))]
+
+
+def worse_direction(expr: str) -> str:
+    """"lower" when the expression fires on a low value (its outermost operator is
+    ``<`` or ``<=``, as in ``availability < 0.99``), else "higher"."""
+    try:
+        import promql_parser
+
+        node = promql_parser.parse(expr)
+        while type(node).__name__ == "ParenExpr":
+            node = node.expr
+        op = str(getattr(node, "op", "")) if type(node).__name__ == "BinaryExpr" else ""
+    except Exception:   # the loader has checked the expression; this is only a hint
+        return "higher"
+    return "lower" if op.rsplit(".", 1)[-1].lower() in ("<", "<=", "lss", "lte") else "higher"
 
 
 def compile_group(g: GroupSpec) -> Group:
@@ -146,6 +164,11 @@ def compile_group(g: GroupSpec) -> Group:
     return Group(g.name, g.file, g.interval, g.limit, tuple(rules), g)
 
 
+def _secs(x: float) -> str:
+    """``0.5 (500ms)``: the number PromQL compares, and the duration it means."""
+    return f"{_num(x)} ({format_duration(x)})"
+
+
 def explain(g: Group) -> list[str]:
     """Human-readable lines: what each rule queries."""
     lines = [f'group "{g.name}" ({g.file}, every {format_duration(g.interval)}):']
@@ -153,12 +176,12 @@ def explain(g: Group) -> list[str]:
         if isinstance(r, RecordingRule):
             lines.append(f"  record {r.name}: {r.expr}")
             continue
-        lines.append(f"  alert {r.name} {r.labels}: for {format_duration(r.for_)}")
+        lines.append(f"  alert {r.name}{format_labels(r.labels)}: for {format_duration(r.for_)}")
         if r.latency:
             c = r.latency
             lines.append(f"    value: {c.value_expr}")
-            lines.append(f"    fires: value > {_num(c.above)}" +
-                         (f", stays firing until value < {_num(c.recover_below)}" if c.recover_below else ""))
+            lines.append(f"    fires: value > {_secs(c.above)}" +
+                         (f", stays firing until value < {_secs(c.recover_below)}" if c.recover_below else ""))
             lines.append(f"    count: {c.count_expr}" + (f" (no decision below {c.min_count})" if c.min_count
                                                           else " (min_count not set)"))
             lines.append(f"    no data: {c.no_data}")

@@ -37,17 +37,26 @@ class RecordResult:
     rejected: int = 0
     reasons: Counter = field(default_factory=Counter)
     clamped: int = 0  # values outside the HDR range, stored at its edge
+    ignored: int = 0  # received and deliberately not used (CLIENT spans, ...): not an error
+    ignored_reasons: Counter = field(default_factory=Counter)
 
     def reject(self, reason: str, n: int = 1) -> None:
         if n:
             self.rejected += n
             self.reasons[reason] += n
 
+    def ignore(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.ignored += n
+            self.ignored_reasons[reason] += n
+
     def merge(self, other: "RecordResult") -> "RecordResult":
         self.accepted += other.accepted
         self.rejected += other.rejected
         self.reasons.update(other.reasons)
         self.clamped += other.clamped
+        self.ignored += other.ignored
+        self.ignored_reasons.update(other.ignored_reasons)
         return self
 
     def message(self) -> str:

@@ -9,17 +9,17 @@ import re
 import sys
 import time
 
-DEFAULT_URL = "http://127.0.0.1:9099"
+from collector.clientenv import add_url_argument, auth_headers, resolve_url, unreachable
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("query", help="run an instant PromQL query against a running server")
+    p = subparsers.add_parser("query", help="run a PromQL query (instant, or range with --start/--end/--step) against a running server")
     p.add_argument("expr", help="PromQL expression")
     p.add_argument("--time", help="evaluation time (RFC3339 or unix seconds); default now")
     p.add_argument("--start", help="range query: start (RFC3339, unix seconds, now or now-1h); default end - 1h")
     p.add_argument("--end", help="range query: end (same forms); default now")
     p.add_argument("--step", help="range query: resolution (15s, 1m, or seconds); default (end - start) / 100")
-    p.add_argument("--url", default=DEFAULT_URL, help=f"server address (default {DEFAULT_URL})")
+    add_url_argument(p)
     p.set_defaults(func=run)
 
 
@@ -103,11 +103,12 @@ def run(args) -> int:
         path = "/api/v1/query_range"
     if args.time:
         params["time"] = args.time
+    url, origin = resolve_url(args.url)
     try:
-        r = httpx.get(args.url.rstrip("/") + path, params=params, timeout=60)
+        r = httpx.get(url + path, params=params, headers=auth_headers(), timeout=60)
         body = r.json()
     except (httpx.HTTPError, json.JSONDecodeError) as e:
-        print(f"tocsin query: cannot reach {args.url}: {e}", file=sys.stderr)
+        print(f"tocsin query: {unreachable(url, origin, e)}", file=sys.stderr)
         return 2
     if body.get("status") != "success":
         print(f"tocsin query: {body.get('errorType')}: {body.get('error')}", file=sys.stderr)

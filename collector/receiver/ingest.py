@@ -185,6 +185,8 @@ class Ingest:
         m.items_accepted.labels(o.signal).inc(o.result.accepted)
         for reason, n in o.result.reasons.items():
             m.items_rejected.labels(o.signal, reason).inc(n)
+        for reason, n in o.result.ignored_reasons.items():
+            m.items_ignored.labels(o.signal, reason).inc(n)
         if o.result.clamped:
             m.values_clamped.inc(o.result.clamped)
         if o.signal != "logs":

@@ -223,7 +223,8 @@ class Limiter:
 
     def _refuse(self, signal: str, why: str, items: int) -> None:
         self.refused.labels(signal, why).inc()
-        if items:
+        if items:   # counted as received too: received = accepted + rejected + ignored
+            self.metrics.items_received.labels(signal).inc(items)
             self.metrics.items_rejected.labels(signal, why).inc(items)
 
     def hard_limited(self) -> bool:

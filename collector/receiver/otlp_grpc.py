@@ -20,6 +20,7 @@ from collector.receiver.ingest import REQUEST_TYPES, Ingest
 from collector.receiver.limits import DEFAULT_TENANT, Refused
 from collector.receiver.settings import ReceiverSettings
 from collector.auth import INGEST, Tokens, bearer
+from collector.listen import ListenError, ensure_free
 from collector.selfmetrics import SelfMetrics
 
 _SERVICES = {
@@ -74,20 +75,29 @@ def _handler(signal: str, ingest: Ingest, metrics: SelfMetrics, tokens: Tokens |
 
 def make_grpc_server(aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics, listen: str,
                      ingest: Ingest | None = None, tokens: Tokens | None = None,
-                     reuseport: bool = False) -> tuple[grpc.aio.Server, int]:
+                     reuseport: bool = False, first: bool = True,
+                     key: str = "receivers.otlp.grpc.listen") -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server bound to ``listen`` (``host:port``; port 0 picks one) and
     the port it got. Call it from the event loop that will run it, then
-    ``await server.start()``."""
+    ``await server.start()``. gRPC sets SO_REUSEPORT by default, which would let a
+    second Tocsin silently share the port and half the data: it is off unless
+    ``reuseport`` (receiver workers of this process), and even then the first
+    process checks nobody else holds the port. Raises ``ListenError``."""
     ingest = ingest or Ingest(aggregator, settings, metrics)
     opts = [("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
-            ("grpc.max_send_message_length", 4 * 1024 * 1024)]
-    if reuseport:   # receivers.processes > 1: worker processes bind the same port
-        opts.append(("grpc.so_reuseport", 1))
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 1 if reuseport else 0)]
+    if first:
+        ensure_free(listen, key)   # also spares the user grpc's own multi-line bind error
     server = grpc.aio.server(options=opts)
     handlers = [grpc.method_handlers_generic_handler(service, {"Export": _handler(signal, ingest, metrics, tokens)})
                 for signal, service in _SERVICES.items()]
     server.add_generic_rpc_handlers(tuple(handlers))
-    port = server.add_insecure_port(listen)
+    try:
+        port = server.add_insecure_port(listen)
+    except RuntimeError:   # grpc >= 1.60 raises; older versions return 0
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen for OTLP/gRPC on {listen}")
+        ensure_free(listen, key)   # says why, when it can tell
+        raise ListenError(key, listen, "gRPC could not bind it")
     return server, port

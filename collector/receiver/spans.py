@@ -1,6 +1,6 @@
 """Spans → the latency histogram ``traces_span_metrics_duration_seconds``.
 
-The hot path of the service (see /work/shared/PERF_NOTES.md): one Python loop
+The hot path of the service (see docs/performance-notes.md): one Python loop
 over the spans that reads only the attributes it needs and stops once it has
 them, then a single ``Aggregator.record_durations`` call for the whole request.
 """
@@ -28,6 +28,9 @@ REASON_NO_TIME = "missing_time"
 REASON_END_BEFORE_START = "end_before_start"
 REASON_TOO_LONG = "attribute_too_long"
 REASON_IN_FUTURE = "in_future"
+# Not an error: span metrics count SERVER and CONSUMER spans only (as the README says),
+# but every span received is accounted for: received = accepted + rejected + ignored.
+IGNORED_SPAN_KIND = "span_kind"
 MAX_NS = 2**63 - 1
 
 # (attribute key, slot, primary?) — an old semantic-conventions key fills a slot
@@ -66,13 +69,14 @@ class SpanExtractor:
         n_slots = self._n_slots
         n_dims = len(self._dims)
         max_len = self.settings.max_attribute_length
-        bad_time = bad_order = too_long = future = 0
+        bad_time = bad_order = too_long = future = other_kind = 0
         for rs in rspans:
             service, res_dims = self._resource(rs.resource)
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     kind = span.kind
                     if kind != SPAN_KIND_SERVER and kind != SPAN_KIND_CONSUMER:
+                        other_kind += 1
                         continue
                     start = span.start_time_unix_nano
                     end = span.end_time_unix_nano
@@ -123,6 +127,7 @@ class SpanExtractor:
         result.reject(REASON_END_BEFORE_START, bad_order)
         result.reject(REASON_TOO_LONG, too_long)
         result.reject(REASON_IN_FUTURE, future)
+        result.ignore(IGNORED_SPAN_KIND, other_kind)
         if which:
             label_sets = [self._labels(key) for key in keys]
             rec = self.aggregator.record_durations(

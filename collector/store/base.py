@@ -1,8 +1,8 @@
 """The store seam: everything Tocsin keeps on disk goes through this interface.
 
 Only ``collector/store`` imports a database driver. DuckDB (``duckdb_store``) is
-the embedded default; a PostgreSQL backend, so that several collectors share one
-store, implements the same methods.
+the embedded default and, today, the only backend; a PostgreSQL backend (so that
+several collectors share one store) would implement the same methods.
 """
 from __future__ import annotations
 

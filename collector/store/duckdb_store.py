@@ -86,8 +86,11 @@ class DuckDBStore(Maintenance):
         if version > SCHEMA_VERSION:
             raise StoreError(f"the store at {self.path} has schema version {version}, newer than this tocsin "
                              f"understands ({SCHEMA_VERSION}); run a newer tocsin or restore a backup")
+        if version == 0:   # a new file: one line, not one per migration
+            log.info("creating a new store at %s (schema version %d)", self.path, SCHEMA_VERSION)
         for v in range(version + 1, SCHEMA_VERSION + 1):
-            log.info("migrating store %s to schema version %d", self.path, v)
+            if version:
+                log.info("migrating store %s to schema version %d", self.path, v)
             con.execute("BEGIN TRANSACTION")
             try:
                 MIGRATIONS[v](con)

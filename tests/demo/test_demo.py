@@ -128,3 +128,38 @@ def test_demo_prints_one_line_per_phase_change(server_factory):
     assert phases == [NORMAL, INCIDENT, RECOVERED]
     calls = _query(srv, "sum(increase(traces_span_metrics_calls_total{service_name=\"frontend\"}[5m]))")
     assert 500 <= round(list(calls.values())[0]) <= 700      # 2 req/s for 300 simulated seconds
+
+
+def test_demo_before_the_server_says_so(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:          # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = subprocess.run([sys.executable, "-m", "collector", "demo", "--target", f"127.0.0.1:{port}"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr == (f"tocsin demo: nothing answers at 127.0.0.1:{port} (connection refused): start the server "
+                        "first (make run), or point --target or OTEL_EXPORTER_OTLP_ENDPOINT at it\n")
+
+
+def test_ctrl_c_stops_the_demo_promptly_even_when_the_server_is_gone(server_factory, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    srv = server_factory({"rules": {"files": []}})
+    proc = subprocess.Popen([sys.executable, "-m", "collector", "demo", "--target", srv.http_url, "--rate", "50"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert "phase=normal" in proc.stdout.readline()
+    srv.stop()                                   # spans now queue up with nowhere to go
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert time.monotonic() - t0 < 10, out
+    assert "demo done:" in out

@@ -1,6 +1,7 @@
 """Durability: a server under steady load is killed with SIGKILL mid-stream and
 restarted on the same files. Every span the client saw acknowledged is counted
 exactly once; quantiles equal what was sent."""
+import re
 import signal
 import threading
 import time
@@ -92,5 +93,10 @@ def test_torn_wal_tail_does_not_stop_the_start(tmp_path):
         metrics = c.get("/metrics").text
     assert again.stop() == 0
     assert "tocsin_wal_torn_records_total 1.0" in metrics
+    # the operator sees the replay start and end, with counts and a rate
+    out = again.output()
+    assert re.search(r"INFO tocsin: write-ahead log replay: 1 segments, 0\.0 MiB in \S+-wal\n", out), out
+    assert re.search(r"INFO tocsin: write-ahead log replay: done, 3 records \(0\.0 MiB\) in [\d.]+ s, \d+ records/s; "
+                     r"1 torn records skipped\n", out), out
     con = duckdb.connect(str(tmp_path / "tocsin.duckdb"), read_only=True)
     assert con.sql("SELECT sum(count)::BIGINT FROM latency").fetchall()[0][0] == 3 * SPANS_PER_REQUEST

@@ -142,7 +142,8 @@ def test_inline_secrets_are_refused_in_tocsin_yaml(tmp_path, capsys):
         "notify:\n  receivers:\n    - name: s\n      slack: {webhook_url: 'https://hooks.slack.com/services/x'}\n")
     assert cmd_check(type("A", (), {"config": str(tmp_path / "tocsin.yaml")})) == 1
     err = capsys.readouterr().err
-    assert "notify.receivers[0].slack.webhook_url" in err and "use webhook_url_env or webhook_url_file" in err
+    assert "notify.receivers[0].slack.webhook_url: secrets are never written in tocsin.yaml: use webhook_url_env" \
+        in err and "webhook_url_file: PATH" in err
 
 
 def test_route_keys_not_in_both_places(tmp_path):
@@ -246,6 +247,26 @@ def test_templates_of_the_fixture_render_like_alertmanager():
     assert check_template("{{ .Alerts | toJson }}") == 'function "toJson" not defined'
     assert "without {{end}}" in check_template("{{ range .Alerts }}x")
     assert "not supported" in check_template("{{ range .Alerts }}{{ break }}{{ end }}")
+
+
+def test_template_values_from_senders_are_escaped_in_slack_markup_but_the_template_s_own_links_stay():
+    from alerting.notify.slack.templated import apply_templates
+
+    evil = "<!channel> <https://evil.example|open the runbook>"
+    a = Alert(labels={"alertname": "Slow", "http_route": evil},
+              annotations={"summary": f"slow route {evil}", "runbook_url": "https://runbooks/slow"}, starts_at=1.7e9)
+    n = Notification(id="1", receiver="r", integration="slack", group_key="k", group_labels={"alertname": "Slow"},
+                     firing=(a,), resolved=(), created_at=1.7e9)
+    head = [{"type": "header", "text": {"type": "plain_text", "text": "x"}}]
+    text, blocks = apply_templates(
+        n, "fallback", head + [{"type": "section"}], "{{ (index .Alerts 0).Labels.http_route }}",
+        "{{ range .Alerts }}{{ .Annotations.summary }} <{{ .Annotations.runbook_url }}|runbook>{{ end }}",
+        TemplateSet())
+    body = blocks[1]["text"]["text"]
+    assert body == ("slow route &lt;!channel&gt; &lt;https://evil.example|open the runbook&gt; "
+                    "<https://runbooks/slow|runbook>")
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert blocks[0]["text"]["text"] == evil   # the header is plain text: Slack shows it as written
 
 
 # -- end to end ----------------------------------------------------------------------------------

@@ -81,7 +81,7 @@ def test_notify_check(tmp_path, capsys):
     good.write_text("api: {listen: 127.0.0.1:9099}\nnotify:\n  receivers:\n    - name: log\n      console: {}\n"
                     "  route:\n    receiver: log\n    group_by: [alertname]\n")
     assert cli("notify", "check", "--config", str(good)) == 0
-    assert "notify ok: 1 receivers" in capsys.readouterr().out
+    assert "notify ok: 1 receiver, 1 route, 0 inhibit rules" in capsys.readouterr().out
     assert cli("notify", "check", "--config", str(tmp_path / "none.yaml")) == 1
     assert "cannot read" in capsys.readouterr().err
 
@@ -90,7 +90,7 @@ def test_notify_check(tmp_path, capsys):
                    "  route:\n    receiver: log\n    group_wiat: 30s\n")
     assert cli("notify", "check", "--config", str(bad)) == 1
     err = capsys.readouterr().err
-    assert f"{bad}:7:5: notify.route.group_wiat: Extra inputs are not permitted" in err
+    assert f'{bad}:7:5: notify.route.group_wiat: unknown key; did you mean "group_wait"?' in err
 
     secret = tmp_path / "secret.yaml"
     secret.write_text("notify:\n  receivers:\n    - name: pd\n      pagerduty: {routing_key_env: TOCSIN_TEST_NO_SUCH_VAR}\n")

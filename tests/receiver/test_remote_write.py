@@ -202,7 +202,7 @@ def test_acknowledged_write_survives_sigkill_exactly_once(tmp_path):
             count = query(c, "histogram_count(increase(job_duration_seconds[5m]))")
             assert round(float(count[0]["value"][1])) == 300
             assert float(query(c, "gauge_before_kill")[0]["value"][1]) == 42
-        assert "replayed 4 write-ahead log records" in srv2.output()
+        assert "write-ahead log replay: done, 4 records" in srv2.output()
     finally:
         srv2.stop()
     srv3 = ServerProcess(tmp_path, cfg).start()   # a clean stop flushed: nothing is replayed twice

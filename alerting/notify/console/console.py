@@ -1,23 +1,34 @@
 """Console notifier: writes each notification to the log (the default receiver)."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
-from ..humanize import humanize_value
+from alerting.model import format_labels
+
+from ..humanize import alert_value
 from ..types import Notification, title
 from .config import ConsoleConfig
 
 log = logging.getLogger("tocsin.notify.console")
 
 
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)   # a newline from a sender cannot start a fake log line
+
+
 def format_notification(n: Notification) -> str:
-    lines = [f"{title(n)} receiver={n.receiver} group={n.group_labels}"]
+    """``[FIRING:1] CheckoutSlow receiver=console group={alertname="CheckoutSlow"}`` and one line
+    per alert: ``[firing] CheckoutSlow{service_name="checkout", severity="critical"} value=952.3ms
+    summary="..."``; a resolved alert shows its value at resolve time and its worst."""
+    lines = [f"{title(n)} receiver={n.receiver} group={format_labels(n.group_labels)}"]
     for a in n.alerts:
         status = "resolved" if a.resolved else "firing"
+        labels = {k: v for k, v in a.labels.items() if k != "alertname"}
         summary = a.annotations.get("summary", "")
-        lines.append(f"  [{status}] {a.name} value={humanize_value(a.value, a.labels, a.annotations)} "
-                     f"labels={a.labels}" + (f" summary={summary!r}" if summary else ""))
+        lines.append(f"  [{status}] {a.name}{format_labels(labels)} value={alert_value(a)}"
+                     + (f" summary={_quoted(summary)}" if summary else ""))
     return "\n".join(lines)
 
 

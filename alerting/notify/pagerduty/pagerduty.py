@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from ..httpsend import post_json
+from ..links import annotation_links, safe_url
 from collector.secrets import read_secret
 
 from ..inline import reveal
@@ -56,16 +57,19 @@ def event(n: Notification, routing_key: str, cfg: PagerDutyConfig) -> dict[str, 
                     "starts_at": a.starts_at} for a in n.firing[:20]],
         "num_firing": len(n.firing), "num_resolved": len(n.resolved), "group_labels": n.group_labels,
     }
-    links = [{"href": a.generator_url, "text": a.name or "source"} for a in n.firing[:5] if a.generator_url]
+    # Links only from where the rule author wrote one, and only http(s) (links.py).
+    links = [{"href": safe_url(a.generator_url), "text": a.name or "source"} for a in n.firing[:5]
+             if safe_url(a.generator_url)]
     for a in n.firing[:5]:
-        for k, label in (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard")):
-            if a.annotations.get(k):
-                links.append({"href": a.annotations[k], "text": label})
+        for label, url in annotation_links(a.annotations):
+            if {"href": url, "text": label} not in links:
+                links.append({"href": url, "text": label})
     body = {"routing_key": routing_key, "event_action": "trigger", "dedup_key": key,
             "payload": {"summary": summary(n), "source": cfg.source, "severity": worst, "custom_details": details},
             "client": cfg.client, "links": links}
-    if cfg.client_url or n.external_url:
-        body["client_url"] = cfg.client_url or n.external_url
+    client_url = safe_url(cfg.client_url or n.external_url)
+    if client_url:
+        body["client_url"] = client_url
     return body
 
 

@@ -1,13 +1,20 @@
 """Block Kit rendering of a notification. Limits from
 https://api.slack.com/reference/block-kit/blocks : header text 150 characters,
-section text 3000, a section field 2000 and at most 10 fields, 50 blocks per message."""
+section text 3000, a section field 2000 and at most 10 fields, 50 blocks per message.
+
+Label values come from senders (span names, routes, service names) and reach
+annotations through templates, so every such string is escaped for mrkdwn
+(``&``, ``<``, ``>``; https://api.slack.com/reference/surfaces/formatting#escaping):
+a route of ``<!channel>`` is shown, not obeyed. Links are made only by this module,
+from the link annotations, the source URL and external_url (``links.py``)."""
 from __future__ import annotations
 
 from typing import Any
 
 from alerting.model import Alert
 
-from ..humanize import humanize_value, utc
+from ..humanize import alert_value, utc
+from ..links import annotation_links, safe_url
 from ..types import Notification, title
 
 HEADER_MAX = 150
@@ -17,7 +24,24 @@ _HIDDEN_LABELS = ("alertname", "severity")
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")            # never cut an escape (&lt;) in half
+    if amp >= 0 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def esc(text: str) -> str:
+    """Text for a mrkdwn field: shown as written, never a mention or a link."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def link(url: str, label: str) -> str:
+    """``<url|label>`` for an http(s) URL (``safe_url``), else the escaped label alone."""
+    u = safe_url(url)
+    return f"<{esc(u)}|{esc(label)}>" if u else esc(label)
 
 
 def _since(ts: float) -> str:
@@ -27,26 +51,23 @@ def _since(ts: float) -> str:
 
 def _alert_blocks(a: Alert) -> list[dict[str, Any]]:
     ann = a.annotations
-    head = f"*{a.name or 'alert'}*" + (" — resolved" if a.resolved else "")
-    text = "\n".join(x for x in (head, ann.get("summary", ""), ann.get("description", "")) if x)
+    head = f"*{esc(a.name or 'alert')}*" + (" — resolved" if a.resolved else "")
+    text = "\n".join(x for x in (head, esc(ann.get("summary", "")), esc(ann.get("description", ""))) if x)
     labels = ", ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in _HIDDEN_LABELS)
-    fields = [f"*Severity*\n{a.labels.get('severity', 'none')}",
-              f"*Value*\n{humanize_value(a.value, a.labels, ann)}",
+    fields = [f"*Severity*\n{esc(a.labels.get('severity', 'none'))}",
+              f"*Value*\n{esc(alert_value(a))}",
               f"*Since*\n{_since(a.starts_at)}"]
     if a.resolved:
         fields.append(f"*Resolved*\n{_since(a.ends_at)}")
     if labels:
-        fields.append(f"*Labels*\n`{labels}`")
+        fields.append(f"*Labels*\n`{esc(labels)}`")
     blocks: list[dict[str, Any]] = [{
         "type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SECTION_MAX)},
         "fields": [{"type": "mrkdwn", "text": _cut(f, FIELD_MAX)} for f in fields[:10]],
     }]
-    links = []
-    for key, label in (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("dashboard", "Dashboard")):
-        if ann.get(key):
-            links.append(f"<{ann[key]}|{label}>")
-    if a.generator_url:
-        links.append(f"<{a.generator_url}|Source>")
+    links = [link(url, label) for label, url in annotation_links(ann)]
+    if safe_url(a.generator_url):
+        links.append(link(a.generator_url, "Source"))
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(" · ".join(links), 2000)}]})
     return blocks
@@ -59,13 +80,14 @@ def render(n: Notification, max_alerts: int = 10) -> tuple[str, list[dict[str, A
     blocks: list[dict[str, Any]] = [{"type": "header", "text": {"type": "plain_text", "text": head}}]
     if n.group_labels:
         group = ", ".join(f"{k}={v}" for k, v in sorted(n.group_labels.items()))
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(f"Group: `{group}`", 2000)}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn",
+                                                        "text": _cut(f"Group: `{esc(group)}`", 2000)}]})
     shown = n.alerts[:max_alerts]
     for a in shown:
         blocks.extend(_alert_blocks(a))
     if len(n.alerts) > len(shown):
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"… and {len(n.alerts) - len(shown)} more alerts"}]})
-    if n.external_url:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{n.external_url}|Tocsin>"}]})
-    return f"{emoji} {head}", blocks[:50]
+    if safe_url(n.external_url):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": link(n.external_url, "Tocsin")}]})
+    return f"{emoji} {esc(head)}", blocks[:50]

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..notifytemplate import TemplateSet, render_or_none
 from ..types import Notification
-from .blocks import HEADER_MAX, SECTION_MAX
+from .blocks import HEADER_MAX, SECTION_MAX, esc
 
 
 def _cut(text: str, limit: int) -> str:
@@ -16,12 +16,13 @@ def _cut(text: str, limit: int) -> str:
 
 def apply_templates(n: Notification, text: str, blocks: list[dict[str, Any]], title: str | None,
                     body: str | None, templates: TemplateSet | None) -> tuple[str, list[dict[str, Any]]]:
-    t = render_or_none(templates, title, n)
-    b = render_or_none(templates, body, n)
+    t = render_or_none(templates, title, n)                # the header is plain text: shown as written
+    t_mrkdwn = render_or_none(templates, title, n, esc)    # the message text is mrkdwn: values escaped
+    b = render_or_none(templates, body, n, esc)
     if t is not None and t.strip():
         head = _cut(" ".join(t.split()), HEADER_MAX)   # a header is one line of plain text
         blocks = [{"type": "header", "text": {"type": "plain_text", "text": head}}] + blocks[1:]
-        text = t.strip()
+        text = (t_mrkdwn or "").strip()
     if b is not None and b.strip():
         # the text replaces the per-alert sections; the header stays
         blocks = [blocks[0], {"type": "section", "text": {"type": "mrkdwn", "text": _cut(b.strip(), SECTION_MAX)}}]

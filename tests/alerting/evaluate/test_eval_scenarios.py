@@ -169,3 +169,28 @@ def test_only_changes_are_persisted(tmp_path):
     assert store.writes == 2
     (doc,) = store.kv_list("alert_state").values()
     assert doc["state"] == "firing" and doc["active_at"] == ts(0) and doc["fired_at"] == ts(4)
+
+
+def test_a_resolve_reads_its_value_at_resolve_time_and_its_worst(tmp_path):
+    """The page that resolves says what the value is now (and its annotations say the
+    same), and what it was at its worst: no firing summary on a resolve."""
+    from alerting.notify.console.console import format_notification
+    from alerting.notify.slack.blocks import render
+    from alerting.notify.types import Notification
+
+    *_, notes = run(tmp_path, [0.2] * 2 + [0.7, 0.9523, 0.8, 0.75, 0.6, 0.3226])
+    alerts = [a for batch in notes.batches for a in batch]
+    resolved = [a for a in alerts if a.state == "resolved"]
+    firing = [a for a in alerts if a.state == "firing"]
+    assert firing and resolved
+    r = resolved[0]
+    assert (r.value, r.worst, r.unit) == (0.3226, 0.9523, "seconds")
+    assert r.annotations["summary"] == "p95 322.6ms on checkout"
+    n = Notification("id", "console", "console", "g", {"alertname": "CheckoutSlow"}, (), (r,), 0.0)
+    assert format_notification(n).splitlines() == [
+        '[RESOLVED] CheckoutSlow receiver=console group={alertname="CheckoutSlow"}',
+        '  [resolved] CheckoutSlow{service_name="checkout", severity="critical"} value=322.6ms (worst 952.3ms) '
+        'summary="p95 322.6ms on checkout"']
+    _, blocks = render(n)
+    assert "*Value*\n322.6ms (worst 952.3ms)" in [f["text"] for f in blocks[2]["fields"]]
+    assert firing[-1].value == 0.6 and firing[-1].annotations["summary"] == "p95 600ms on checkout"

@@ -29,6 +29,9 @@ def test_check_valid_dir_and_explain(capsys):
            '{service_name="checkout"}[1m])))' in out
     assert "increase(traces_span_metrics_duration_seconds_count" in out
     assert "SUCCESS: 2 rule(s) in 1 group(s)" in out
+    # labels in Prometheus's notation, thresholds as the number compared and the duration it means
+    assert '  alert CheckoutSlow{severity="critical"}: for 1m\n' in out
+    assert "    fires: value > 0.5 (500ms), stays firing until value < 0.4 (400ms)\n" in out
 
 
 def test_check_reports_every_error_and_exits_1(capsys):
