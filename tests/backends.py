@@ -1,0 +1,21 @@
+"""Running a test on both store backends: ``@both_backends`` parametrizes the
+``backend`` fixture (tests/conftest.py), which ``make_store`` and
+``server_factory`` use. PostgreSQL runs are mandatory under CI."""
+import pytest
+
+BACKENDS = ("duckdb", "postgresql")
+both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+
+
+def latency_rows(store, where: str = "TRUE", columns: str = "metric, labels, count, p50, p90, p95, p99, "
+                 "resolution, sum") -> list[tuple]:
+    """Rows of the store's ``latency`` view, read the way an analyst would: DuckDB
+    through the store's own connection (the file is locked), PostgreSQL through a
+    separate psql-like connection. ``labels`` comes back as a dict either way,
+    ``resolution`` as a timedelta."""
+    if hasattr(store, "_con"):
+        return store._con.sql(f"SELECT {columns} FROM latency WHERE {where}").fetchall()
+    import psycopg
+
+    with psycopg.connect(store.settings.dsn) as con:
+        return con.execute(f"SELECT {columns} FROM latency WHERE {where}").fetchall()
