@@ -19,3 +19,32 @@ def latency_rows(store, where: str = "TRUE", columns: str = "metric, labels, cou
 
     with psycopg.connect(store.settings.dsn) as con:
         return con.execute(f"SELECT {columns} FROM latency WHERE {where}").fetchall()
+
+
+class Analyst:
+    """Runs SQL on the store a `tocsin serve` of the test wrote, as an analyst
+    would: the DuckDB file (read-only, the server stopped) or PostgreSQL (a psql-like
+    connection, the server may still run). ``label(name)`` is the backend's way of
+    reading one label of the ``labels`` column."""
+
+    def __init__(self, backend: str, request, workdir):
+        self.backend = backend
+        self.dsn = request.getfixturevalue("pg_dsn") if backend == "postgresql" else None
+        self.path = str(workdir / "tocsin.duckdb")
+
+    def label(self, name: str) -> str:
+        return f"labels->>'{name}'" if self.dsn else f"labels['{name}']"
+
+    def rows(self, sql: str) -> list[tuple]:
+        if self.dsn:
+            import psycopg
+
+            with psycopg.connect(self.dsn) as con:
+                return [tuple(r) for r in con.execute(sql).fetchall()]
+        import duckdb
+
+        con = duckdb.connect(self.path, read_only=True)
+        try:
+            return con.sql(sql).fetchall()
+        finally:
+            con.close()

@@ -5,7 +5,7 @@ Buckets of one row are one ``bytea``: entries of 6 bytes, ``(u16 index, u32 coun
 little-endian, in index order. Two escape entries keep the common case small
 without limiting anything:
 
-* index ``0xFFFE``: its count is the high part (``<< 16``) of the next entry's index
+* index ``0xFFFE``: the next entry's index is ``count * 0xFFFE`` more than written
   (custom-bucket rows with more than 65 533 buckets);
 * index ``0xFFFF``: its count is the high part (``<< 32``) of the previous entry's count
   (a bucket holding 2**32 observations or more — hour rollups of very hot series).
@@ -73,10 +73,10 @@ def encode_buckets(rows: HistRows) -> tuple[np.ndarray, np.ndarray]:
         start = np.concatenate([[0], np.cumsum(width)[:-1]]).astype(np.int64)
         ent = np.zeros(int(width.sum()), ENTRY)
         main = start + hi_idx
-        ent["i"][main] = idx & 0xFFFF
+        ent["i"][main] = idx % IDX_HIGH          # never an escape value itself
         ent["c"][main] = cnt & 0xFFFFFFFF
         ent["i"][start[hi_idx]] = IDX_HIGH
-        ent["c"][start[hi_idx]] = idx[hi_idx] >> 16
+        ent["c"][start[hi_idx]] = idx[hi_idx] // IDX_HIGH
         ent["i"][main[hi_cnt] + 1] = CNT_HIGH
         ent["c"][main[hi_cnt] + 1] = cnt[hi_cnt] >> 32
         bucket_row = np.repeat(np.arange(len(rows)), np.diff(rows.offsets))
@@ -95,7 +95,7 @@ def decode_buckets(blob: bytes | np.ndarray, lengths: np.ndarray) -> tuple[np.nd
     hi_cnt = raw_i == CNT_HIGH
     if hi_idx.any() or hi_cnt.any():
         p = np.nonzero(hi_idx)[0]
-        idx[p + 1] += (cnt[p] << 16).astype(np.int32)
+        idx[p + 1] += (cnt[p] * IDX_HIGH).astype(np.int32)
         q = np.nonzero(hi_cnt)[0]
         cnt[q - 1] += cnt[q] << 32
         keep = ~(hi_idx | hi_cnt)

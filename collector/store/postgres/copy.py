@@ -10,6 +10,7 @@ both sides at the end.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from collector.model import Series
 from collector.store import arrow_rows
@@ -114,26 +116,20 @@ def copy_from_duckdb(path: str, store, progress: bool = True) -> CopyReport:
         try:
             store.write(WriteBatch(series=series))
             for name, _res in hist_parts:
-                reader = con.execute(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, "
-                                     f"bounds FROM {name}").fetch_record_batch(BATCH_ROWS)
+                reader = con.sql(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, "
+                                 f"bounds FROM {name}").fetch_arrow_reader(BATCH_ROWS)
                 for rb in reader:
-                    import pyarrow as pa
-
                     rows = arrow_rows.hist_from_arrow(pa.Table.from_batches([rb]))
                     store.write(WriteBatch(hist=rows), replace=True)
                     bar.update(len(rows))
             for name, _ in sample_parts:
-                reader = con.execute(f"SELECT series_id, epoch_ns(ts) AS ts, value FROM {name}"
-                                     ).fetch_record_batch(BATCH_ROWS)
+                reader = con.sql(f"SELECT series_id, epoch_ns(ts) AS ts, value FROM {name}"
+                                 ).fetch_arrow_reader(BATCH_ROWS)
                 for rb in reader:
-                    import pyarrow as pa
-
                     rows = arrow_rows.samples_from_arrow(pa.Table.from_batches([rb]))
                     store.write(WriteBatch(samples=rows))
                     bar.update(len(rows))
             for ns in namespaces:
-                import json
-
                 items = {k: json.loads(v) for k, v in con.execute(
                     "SELECT key, value FROM kv WHERE namespace = ?", [ns]).fetchall()}
                 store.kv_put_many(ns, items)
