@@ -5,6 +5,18 @@ import pytest
 
 BACKENDS = ("duckdb", "postgresql")
 both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+PG_DSN_ENV = "TOCSIN_TEST_PG_DSN"
+
+
+def server_env(backend: str, request, workdir) -> dict:
+    """Environment that points `tocsin serve` (tests/serverproc.py) at the backend's
+    store: nothing for DuckDB (the file in the work directory); for PostgreSQL a
+    fresh database of the worker's cluster and a WAL directory in the work directory."""
+    if backend != "postgresql":
+        return {}
+    dsn = request.getfixturevalue("pg_dsn")
+    return {"TOCSIN_STORAGE__BACKEND": "postgresql", "TOCSIN_STORAGE__POSTGRESQL__DSN_ENV": PG_DSN_ENV,
+            PG_DSN_ENV: dsn, "TOCSIN_STORAGE__WAL_DIR": str(workdir / "wal")}
 
 
 def latency_rows(store, where: str = "TRUE", columns: str = "metric, labels, count, p50, p90, p95, p99, "

@@ -12,10 +12,10 @@ if os.environ.get("CI"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from backends import server_env  # noqa: E402
 from serverproc import ServerProcess  # noqa: E402
 
 PG_TEMPLATE = "tocsin_template"
-PG_DSN_ENV = "TOCSIN_TEST_PG_DSN"
 
 
 def pg_unavailable(reason: str):
@@ -60,15 +60,6 @@ def backend(request):
     return getattr(request, "param", "duckdb")
 
 
-def backend_env(backend: str, request, workdir: Path) -> dict:
-    """Environment that points `tocsin serve` at the backend's store."""
-    if backend != "postgresql":
-        return {}
-    dsn = request.getfixturevalue("pg_dsn")
-    return {"TOCSIN_STORAGE__BACKEND": "postgresql", "TOCSIN_STORAGE__POSTGRESQL__DSN_ENV": PG_DSN_ENV,
-            PG_DSN_ENV: dsn, "TOCSIN_STORAGE__WAL_DIR": str(workdir / "wal")}
-
-
 @pytest.fixture
 def make_store(backend, tmp_path, request):
     """``make_store(retention=None, writer="")``: a store of the test's backend; called
@@ -105,7 +96,7 @@ def server_factory(tmp_path, backend, request):
 
     def start(config: dict | None = None, env: dict | None = None, workdir: Path | None = None) -> ServerProcess:
         wd = workdir or tmp_path
-        s = ServerProcess(wd, config, {**backend_env(backend, request, wd), **(env or {})}).start()
+        s = ServerProcess(wd, config, {**server_env(backend, request, wd), **(env or {})}).start()
         started.append(s)
         return s
 

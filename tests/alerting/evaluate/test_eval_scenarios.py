@@ -169,3 +169,32 @@ def test_only_changes_are_persisted(tmp_path):
     assert store.writes == 2
     (doc,) = store.kv_list("alert_state").values()
     assert doc["state"] == "firing" and doc["active_at"] == ts(0) and doc["fired_at"] == ts(4)
+
+
+# -- the same on the real stores (DuckDB file, PostgreSQL): state survives a restart
+#    with a new store object, exactly as with the in-memory one -------------------------------
+from backends import both_backends  # noqa: E402
+
+
+def _forget(store) -> None:
+    for key in store.kv_list("alert_state"):
+        store.kv_delete("alert_state", key)
+
+
+@both_backends
+@pytest.mark.parametrize("name,values,mode", [("spike", SPIKE, "keep"), ("gap-alert", GAP, "alert")])
+def test_restart_on_a_real_store_gives_the_same_outcome(tmp_path, make_store, name, values, mode):
+    plain, *_ = run(tmp_path, values, no_data=mode)
+    store = make_store()
+    for k in (2, 5, len(values) - 2):
+        _forget(store)
+        restarted, *_ = run(tmp_path, values, no_data=mode, restart_at={k}, store=store)
+        assert restarted == plain, f"restart before step {k}"
+
+
+@both_backends
+def test_state_survives_downtime_on_a_real_store(tmp_path, make_store):
+    run(tmp_path, [0.9] * 6, store=make_store())                 # firing when the process stops
+    tl, *_ = run(tmp_path, [None] * 40 + [0.2], store=make_store(), no_data="keep")   # a new store object
+    assert tl[0][1] == ["firing"]
+    assert tl[-1][2] == [("resolved", ts(4), ts(40))]
