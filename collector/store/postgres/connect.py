@@ -85,7 +85,7 @@ def first_connect(settings: PgSettings, wait_s: float = 0.0) -> psycopg.Connecti
 
 def _short(reason: str) -> str:
     # 'connection to server at "127.0.0.1", port 1 failed: Connection refused' -> keep the cause
-    return reason.split(" failed: ", 1)[1] if " failed: " in reason else reason
+    return reason.rsplit(" failed: ", 1)[1] if " failed: " in reason else reason
 
 
 def make_pool(settings: PgSettings):

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from importlib import resources
 
 import psycopg
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)   # else one line per plugin at import
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
 
 log = logging.getLogger(__name__)
 
