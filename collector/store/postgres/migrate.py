@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 from dataclasses import dataclass
 from importlib import resources
 
@@ -27,9 +28,18 @@ MIGRATE_LOCK = 0x746F6373696E  # "tocsin": pg_advisory_lock key held while migra
 LOCK_TIMEOUT = "5s"
 
 
+MIGRATIONS = resources.files("collector.store.postgres") / "migrations"
+# More directories of revisions (tests add a made-up next migration to check the
+# zero-downtime machinery itself, tests/store/test_zero_downtime.py).
+EXTRA_VERSIONS: list[str] = []
+
+
 def alembic_config(output=None) -> Config:
     cfg = Config(output_buffer=output, stdout=output or io.StringIO())
-    cfg.set_main_option("script_location", str(resources.files("collector.store.postgres") / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    if EXTRA_VERSIONS:
+        cfg.set_main_option("path_separator", "os")
+        cfg.set_main_option("version_locations", os.pathsep.join([str(MIGRATIONS / "versions"), *EXTRA_VERSIONS]))
     return cfg
 
 
