@@ -85,9 +85,12 @@ class PgCluster:
                                 f"{self.log.read_text() if self.log.exists() else ''}")
         return p
 
-    def start(self) -> "PgCluster":
+    def start(self, durable: bool = False) -> "PgCluster":
+        """``durable``: PostgreSQL's own settings (fsync on; benchmarks). Tests run
+        without fsync: they stop the server cleanly or test our side of a crash."""
+        speed = "" if durable else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.sockets} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=32MB "
+                f"{speed}-c shared_buffers={'256MB' if durable else '32MB'} "
                 "-c max_connections=200 -c max_locks_per_transaction=256 -c log_min_messages=warning "
                 "-c logging_collector=off")
         self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "-o", opts, "start"])
@@ -139,13 +142,13 @@ class PgCluster:
                 time.sleep(0.1)
 
 
-def start_cluster() -> PgCluster:
+def start_cluster(durable: bool = False) -> PgCluster:
     """A started cluster; a second port is tried if the first was taken meanwhile."""
     last: Exception | None = None
     for _ in range(3):
         c = PgCluster()
         try:
-            return c.start()
+            return c.start(durable)
         except PgUnavailable as e:
             last = e
             c.destroy()

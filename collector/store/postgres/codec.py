@@ -120,19 +120,65 @@ def _scatter(out: np.ndarray, starts: np.ndarray, data: np.ndarray, lengths: np.
 
 def hist_copy(rows: HistRows) -> bytes:
     """The whole batch as one ``COPY ... (FORMAT BINARY)`` stream in HIST_COLUMNS order."""
-    n = len(rows)
-    fixed = np.zeros(n, _HIST_FIXED)
+    return COPY_HEADER + hist_copy_rows(rows) + COPY_TRAILER
+
+
+def _fixed_part(rows: HistRows) -> np.ndarray:
+    fixed = np.zeros(len(rows), _HIST_FIXED)
     fixed["nfields"] = len(HIST_COLUMNS)
-    q = arrow_rows.row_quantiles(rows)
     values = {"series_id": to_signed(rows.series_id), "ts": ts_to_pg(rows.ts), "res": rows.res,
-              "count": rows.count, "sum": rows.sum, "min": rows.min, "max": rows.max, **q}
+              "count": rows.count, "sum": rows.sum, "min": rows.min, "max": rows.max,
+              **arrow_rows.row_quantiles(rows)}
     for name, typ in _FIXED:
         fixed[f"{name}_len"] = np.dtype(typ).itemsize
         fixed[name] = values[name]
+    return fixed
+
+
+# An HDR row is its fixed part, a NULL bounds field (length -1) and its buckets:
+# 130 + 4 + 4 bytes of header = 23 entries of 6 bytes, so the whole stream is a
+# sequence of 6-byte units and rows are laid out with one boolean mask.
+_HDR_HEADER = _HIST_FIXED.itemsize + 8
+assert _HDR_HEADER % ENTRY.itemsize == 0
+_UNIT = np.dtype((np.void, ENTRY.itemsize))
+
+
+def hist_copy_rows(rows: HistRows) -> bytes:
+    """The tuples of a COPY stream (no header or trailer)."""
+    if not len(rows):
+        return b""
+    custom = np.array([b is not None for b in rows.bounds], bool) if rows.bounds else np.zeros(len(rows), bool)
+    if custom.any():
+        out = []
+        if (~custom).any():
+            out.append(hist_copy_rows(rows.take(np.nonzero(~custom)[0])))
+        out.append(_custom_rows(rows.take(np.nonzero(custom)[0])))
+        return b"".join(out)
+    n = len(rows)
+    fixed = _fixed_part(rows)
+    buckets, blen = encode_buckets(rows)
+    head = np.zeros((n, _HDR_HEADER), np.uint8)
+    head[:, :_HIST_FIXED.itemsize] = fixed.view(np.uint8).reshape(n, -1)
+    head[:, _HIST_FIXED.itemsize:_HIST_FIXED.itemsize + 4] = np.frombuffer(np.int32(-1).astype(">i4").tobytes(),
+                                                                            np.uint8)
+    head[:, _HIST_FIXED.itemsize + 4:] = blen.astype(">i4").view(np.uint8).reshape(n, 4)
+    head_units = _HDR_HEADER // ENTRY.itemsize
+    n_ent = blen // ENTRY.itemsize
+    is_head = np.repeat(np.tile(np.array([True, False]), n),
+                        np.column_stack([np.full(n, head_units), n_ent]).ravel())
+    out = np.empty(len(is_head), _UNIT)
+    out[is_head] = head.view(_UNIT).ravel()
+    out[~is_head] = buckets.view(_UNIT)
+    return out.tobytes()
+
+
+def _custom_rows(rows: HistRows) -> bytes:
+    """Rows with custom bounds (few): the general byte-level layout."""
+    n = len(rows)
+    fixed = _fixed_part(rows)
     buckets, blen = encode_buckets(rows)
     bounds_bytes, bnd_len = _bounds(rows)
-    has_bounds = bnd_len >= 0
-    row_len = _HIST_FIXED.itemsize + 4 + np.where(has_bounds, bnd_len, 0) + 4 + blen
+    row_len = _HIST_FIXED.itemsize + 4 + bnd_len + 4 + blen
     starts = np.zeros(n, np.int64)
     np.cumsum(row_len[:-1], out=starts[1:])
     out = np.zeros(int(row_len.sum()), np.uint8)
@@ -140,11 +186,11 @@ def hist_copy(rows: HistRows) -> bytes:
     _scatter(out, starts, fixed.view(np.uint8), np.full(n, fw, np.int64))
     b_at = starts + fw
     _scatter(out, b_at, bnd_len.astype(">i4").view(np.uint8), np.full(n, 4, np.int64))
-    _scatter(out, b_at + 4, bounds_bytes, np.where(has_bounds, bnd_len, 0))
-    k_at = b_at + 4 + np.where(has_bounds, bnd_len, 0)
+    _scatter(out, b_at + 4, bounds_bytes, bnd_len)
+    k_at = b_at + 4 + bnd_len
     _scatter(out, k_at, blen.astype(">i4").view(np.uint8), np.full(n, 4, np.int64))
     _scatter(out, k_at + 4, buckets, blen)
-    return COPY_HEADER + out.tobytes() + COPY_TRAILER
+    return out.tobytes()
 
 
 def _bounds(rows: HistRows) -> tuple[np.ndarray, np.ndarray]:

@@ -85,6 +85,7 @@ def _rollup(store, conn, finer: int, coarser: int, now_s: int) -> int:
         try:
             with conn.cursor() as cur:
                 if len(merged):
+                    cur.execute("SET LOCAL work_mem = '256MB'")   # the batch is sorted in memory
                     store._upsert_hist(cur, merged)
                 cur.execute(q("set_meta"), {"key": f"rollup_{coarser}", "value": str(step_end)})
             conn.commit()

@@ -38,6 +38,7 @@ DEFAULT_RETENTION = Retention(by_res={10: 2 * DAY, 60: 30 * DAY, 3600: 400 * DAY
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ROWS_PER_READ = 250_000     # rows one read query may return (the aggregate stays far below 1 GB)
 SERIES_PER_SAMPLE_READ = 10_000
+BIG_BATCH = 20_000          # histogram rows above which a write sorts with more memory
 
 
 def _dt(ns: int) -> datetime:
@@ -138,6 +139,8 @@ class PostgresStore:
         with self._conn() as conn:
             try:
                 with conn.cursor() as cur:
+                    if len(batch.hist) > BIG_BATCH:   # rollups, db copy: sort the batch in memory
+                        cur.execute("SET LOCAL work_mem = '256MB'")
                     if batch.series:
                         self._write_series(cur, batch.series)
                     if len(batch.hist) and replace:
@@ -173,7 +176,9 @@ class PostgresStore:
 
     def _copy_hist(self, cur, rows: HistRows) -> None:
         with cur.copy(q("hist_copy")) as cp:
-            cp.write(codec.hist_copy(rows))
+            cp.write(codec.COPY_HEADER)
+            cp.write(codec.hist_copy_rows(rows))
+            cp.write(codec.COPY_TRAILER)
 
     def _upsert_hist(self, cur, rows: HistRows) -> None:
         cur.execute(q("hist_temp"))
