@@ -64,7 +64,7 @@ SELECT count(*), string_agg(int8send(series_id), ''), string_agg(timestamptz_sen
        string_agg(int4send(length(buckets)), ''), string_agg(buckets, ''),
        string_agg(int4send(coalesce(length(bounds), -1)), ''), string_agg(bounds, '')
 FROM hist
-WHERE res = %(res)s AND ts >= %(lo)s AND ts < %(hi)s AND series_id = ANY(%(ids)s);
+WHERE res = %(res)s AND ts >= %(lo)s AND ts < %(hi)s AND series_id = ANY(%(ids)s::int8[]);
 
 -- name: read_hist_all
 -- Every row of one resolution in [lo, hi): rollups and db copy's count check.
@@ -89,7 +89,7 @@ ON CONFLICT (series_id, ts) DO UPDATE SET value = excluded.value;
 SELECT count(*), string_agg(int8send(series_id), ''), string_agg(timestamptz_send(ts), ''),
        string_agg(float8send(value), '')
 FROM (SELECT series_id, ts, value FROM samples
-      WHERE ts >= %(lo)s AND ts <= %(hi)s AND series_id = ANY(%(ids)s)
+      WHERE ts >= %(lo)s AND ts <= %(hi)s AND series_id = ANY(%(ids)s::int8[])
       ORDER BY series_id, ts) s;
 
 -- name: set_wal_marker
