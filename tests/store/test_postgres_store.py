@@ -170,3 +170,20 @@ def test_bucket_encoding_roundtrips_with_escapes(buckets, empty_rows):
     assert np.array_equal(off, offsets) and np.array_equal(i2, idx) and np.array_equal(c2, cnt)
     small = (idx < codec.IDX_HIGH).all() and (cnt < 2**32).all()
     assert int(lengths.sum()) == (6 * len(buckets) if small else int(lengths.sum()))
+
+
+def test_documents_and_other_writes_in_one_transaction(pg_dsn):
+    """The seam the cluster builds on: kv functions inside store.transaction() are atomic."""
+    from collector.store.postgres import kv
+
+    store = PostgresStore(pg_dsn)
+    with store.transaction() as cur:
+        kv.put_many(cur, "outbox", {"1": {"n": 1}})
+        kv.put_many(cur, "nflog", {"g": {"sent": 1}})
+    assert store.kv_get("outbox", "1") == {"n": 1} and store.kv_get("nflog", "g") == {"sent": 1}
+    with pytest.raises(RuntimeError):
+        with store.transaction() as cur:
+            kv.delete(cur, "outbox", "1")
+            raise RuntimeError("the claim's epoch check failed")
+    assert store.kv_get("outbox", "1") == {"n": 1}     # rolled back whole
+    store.close()

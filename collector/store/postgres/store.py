@@ -111,6 +111,16 @@ class PostgresStore:
     def describe(self) -> str:
         return f"PostgreSQL at {self.where}"
 
+    @contextlib.contextmanager
+    def transaction(self):
+        """A cursor in one transaction, committed when the block ends (rolled back on
+        an exception): for work that must be atomic beyond one method, e.g. the
+        cluster's fenced outbox claims (check the leader's epoch and claim entries
+        with ``kv`` functions in the same transaction)."""
+        with self._conn() as conn:
+            with conn.transaction(), conn.cursor() as cur:
+                yield cur
+
     # -- series ---------------------------------------------------------------
     def load_series(self) -> list[Series]:
         with self._conn() as conn:
