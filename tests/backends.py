@@ -1,11 +1,20 @@
 """Running a test on both store backends: ``@both_backends`` parametrizes the
 ``backend`` fixture (tests/conftest.py), which ``make_store`` and
 ``server_factory`` use. PostgreSQL runs are mandatory under CI."""
+import os
+
 import pytest
 
 BACKENDS = ("duckdb", "postgresql")
 both_backends = pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 PG_DSN_ENV = "TOCSIN_TEST_PG_DSN"
+
+
+def pg_unavailable(reason: str):
+    """PostgreSQL is part of CI: there a missing server fails; locally it skips."""
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required under CI and could not be started: {reason}", pytrace=False)
+    pytest.skip(f"PostgreSQL is not available: {reason}")
 
 
 def server_env(backend: str, request, workdir) -> dict:

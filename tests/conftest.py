@@ -12,17 +12,10 @@ if os.environ.get("CI"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backends import server_env  # noqa: E402
+from backends import pg_unavailable, server_env  # noqa: E402
 from serverproc import ServerProcess  # noqa: E402
 
 PG_TEMPLATE = "tocsin_template"
-
-
-def pg_unavailable(reason: str):
-    """PostgreSQL is part of CI: there a missing server fails; locally it skips."""
-    if os.environ.get("CI"):
-        pytest.fail(f"PostgreSQL is required under CI and could not be started: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL is not available: {reason}")
 
 
 @pytest.fixture(scope="session")

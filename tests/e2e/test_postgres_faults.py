@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from backends import PG_DSN_ENV
+from backends import PG_DSN_ENV, pg_unavailable
 from collector.store.postgres import migrate
 from serverproc import ServerProcess
 from test_crash_recovery import SPANS_PER_REQUEST, request_body
@@ -28,7 +28,6 @@ TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 @pytest.fixture
 def own_pg():
     """A PostgreSQL cluster this test may stop and start; a migrated database ``tocsin``."""
-    from conftest import pg_unavailable
     from pgserver import PgUnavailable, start_cluster
 
     try:

@@ -10,7 +10,6 @@ All read ``storage.postgresql`` from the config (``--config``, ``$TOCSIN_CONFIG`
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
 

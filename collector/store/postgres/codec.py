@@ -24,7 +24,7 @@ import struct
 
 import numpy as np
 
-from collector.model import NS, HistRows, SampleRows
+from collector.model import HistRows, SampleRows
 from collector.store import arrow_rows
 
 ENTRY = np.dtype([("i", "<u2"), ("c", "<u4")])
@@ -259,6 +259,3 @@ def dedupe_samples(s: SampleRows) -> SampleRows:
     keep = order[last]
     return SampleRows(s.series_id[keep], s.ts[keep], s.value[keep])
 
-
-def slot_bounds_ns(res: int) -> int:
-    return res * NS
