@@ -140,12 +140,13 @@ def run(seconds: float, concurrency: int, n_spans: int = 1000, processes: int = 
 
 
 def _server_cases(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, concurrency: int,
-                  n_spans: int, processes: int = 1, unpinned: bool = False) -> list[dict]:
-    """The three transports against one server with the WAL on or off."""
+                  n_spans: int, processes: int = 1, unpinned: bool = False, extra_env: dict | None = None) -> list[dict]:
+    """The three transports against one server with the WAL on or off
+    (``extra_env``: e.g. the PostgreSQL backend, bench.postgres)."""
     cfg = {"aggregation": {"lateness": "10m"}, "storage": {"wal": wal}, "rules": {"files": []}}
     if processes > 1:
         cfg["receivers"] = {"processes": processes}
-    srv = ServerProcess(d, cfg, env={"TOCSIN_LOG__LEVEL": "warning"}).start()
+    srv = ServerProcess(d, cfg, env={"TOCSIN_LOG__LEVEL": "warning", **(extra_env or {})}).start()
     results = []
     try:
         if processes > 1 or unpinned:

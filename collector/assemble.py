@@ -3,7 +3,7 @@ the wiring that ``service.py`` (the main process) and ``workers.py`` (receiver
 worker processes) share, so neither imports the other.
 
 Sockets, the signal-less uvicorn server, receiver and aggregator settings,
-retention — and, as backends are added, the store.
+retention, the write-ahead log's place, and the store (``open_store``).
 """
 from __future__ import annotations
 
@@ -83,3 +83,46 @@ def retention(cfg: Config) -> Retention:
                              3600: int(st.retention.hour)},
                      samples=int(st.retention.samples),
                      rollup_after=int(agg.lateness + 2 * agg.slot + 30))
+
+
+def wal_dir(cfg: Config) -> str | None:
+    """The write-ahead log's directory, or None when it is off. Next to the DuckDB
+    file by default; with PostgreSQL ./data/tocsin-wal (a local disk of this
+    process: every process, every replica, has its own)."""
+    st = cfg.storage
+    if not st.wal:
+        return None
+    if st.wal_dir:
+        return st.wal_dir
+    if st.backend == "postgresql":
+        return "./data/tocsin-wal"
+    return None if st.path == ":memory:" else st.path + "-wal"
+
+
+def postgres_settings(cfg: Config, application_name: str = "tocsin"):
+    """The PostgreSQL connection settings, the DSN read from dsn_env / dsn_file."""
+    from collector.secrets import SecretError, read_secret
+    from collector.store.base import StoreError
+    from collector.store.postgres.connect import PgSettings
+
+    pg = cfg.storage.postgresql
+    try:
+        dsn = read_secret("storage.postgresql.dsn", pg.dsn_env, pg.dsn_file)
+    except SecretError as e:
+        raise StoreError(str(e)) from None
+    return PgSettings(dsn=dsn, pool_size=pg.pool_size, statement_timeout_s=pg.statement_timeout,
+                      connect_timeout_s=pg.connect_timeout, migrate=pg.migrate, application_name=application_name)
+
+
+def open_store(cfg: Config, *, writer: str = "", wait_s: float = 0.0, read_only: bool = False):
+    """The store the config names. ``writer``: whose WAL markers this process
+    writes (a replica id; "" for a single process). ``wait_s``: with PostgreSQL,
+    keep retrying an unreachable server this long (``tocsin serve --wait``).
+    Raises StoreError (StoreUnavailable when the server cannot be reached)."""
+    if cfg.storage.backend == "postgresql":
+        from collector.store.postgres.store import PostgresStore
+
+        return PostgresStore(postgres_settings(cfg), retention(cfg), writer=writer, wait_s=wait_s)
+    from collector.store.duckdb_store import DuckDBStore
+
+    return DuckDBStore(cfg.storage.path, retention(cfg), read_only=read_only, writer=writer)

@@ -61,7 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         from collector.service import Service
 
-        service = Service(loaded.config, config_path=path)
+        service = Service(loaded.config, config_path=path, store_wait_s=args.wait)
         asyncio.run(service.run())
     except KeyboardInterrupt:
         return 130
@@ -71,6 +71,15 @@ def _serve(args: argparse.Namespace) -> int:
             return 1        # it ran, then failed
         return EXIT_NOT_STARTED
     return 0
+
+
+def _wait_seconds(text: str) -> float:
+    from collector.durations import DurationError, parse_duration
+
+    try:
+        return parse_duration(text)
+    except DurationError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -90,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     from collector.configcheck import register as register_config
     from collector.query.cli import register as register_query
     from collector.demo import register as register_demo
+    from collector.store.postgres.cli import register as register_db
 
     p = argparse.ArgumentParser(prog="tocsin", description="OTLP latency histograms, PromQL and paging.")
     _add_debug(p, top=True)
@@ -97,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the collector, query API, rule evaluator and notifiers")
     s.add_argument("--config", help="config file (default: $TOCSIN_CONFIG, then ./tocsin.yaml)")
     _add_debug(s)
+    s.add_argument("--wait", nargs="?", type=_wait_seconds, const=float("inf"), default=0.0, metavar="DURATION",
+                   help="if the store (PostgreSQL) cannot be reached, retry with backoff for DURATION "
+                        "(default: until it can) instead of exiting")
     s.set_defaults(func=_serve)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=_version)
@@ -105,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_query(sub)
     register_notify(sub)
     register_demo(sub)
+    register_db(sub)
     return p
 
 

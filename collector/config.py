@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -101,12 +101,78 @@ def _on_off(v: Any) -> bool:
     raise ValueError(f"expected on or off, got {v!r}")
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(v: Any) -> int:
+    """Bytes: an integer, or a number with a unit (``512MiB``, ``2GiB``, ``100MB``)."""
+    if isinstance(v, bool):
+        raise ValueError(f"expected a size such as 512MiB or 2GiB, got {v!r}")
+    if isinstance(v, int):
+        if v < 0:
+            raise ValueError(f"a size cannot be negative, got {v}")
+        return v
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(v))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"expected a size such as 512MiB or 2GiB, got {v!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class PostgresConfig(Strict):
+    dsn_env: str | None = Field(None, description="Environment variable holding the connection string "
+                                "(`postgresql://user:password@host:5432/tocsin` or `host=... dbname=...`).")
+    dsn_file: str | None = Field(None, description="File holding the connection string (e.g. a mounted Secret).")
+    pool_size: int = Field(8, ge=2, le=1000, description="Connections to PostgreSQL (flush, queries, rules, "
+                           "notifications share them).")
+    statement_timeout: Duration = Field(30, gt=0, description="Statements running longer are cancelled.")
+    connect_timeout: Duration = Field(5, gt=0, description="How long one connection attempt may take.")
+    migrate: str = Field("auto", pattern="^(auto|check)$", description="auto: apply pending schema migrations at "
+                         "start (under an advisory lock, one process at a time); check: refuse to start on an older "
+                         "schema and name the command that upgrades it (`tocsin db upgrade`).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _never_inline(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("dsn" in data or "password" in data):
+            key = "dsn" if "dsn" in data else "password"
+            raise ValueError(f"{key}: the connection string is never written in the config file; put it in an "
+                             "environment variable (dsn_env) or a file (dsn_file)")
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "PostgresConfig":
+        if self.dsn_env and self.dsn_file:
+            raise ValueError("give dsn_env or dsn_file, not both")
+        return self
+
+
 class StorageConfig(Strict):
-    path: str = Field("./data/tocsin.duckdb", description="DuckDB file; the WAL lives in PATH-wal/.")
+    backend: str = Field("duckdb", pattern="^(duckdb|postgresql)$", description=(
+        "duckdb (one embedded file, the default) or postgresql (a database several Tocsin processes can share; "
+        "see storage.postgresql)."))
+    path: str = Field("./data/tocsin.duckdb", description="DuckDB file (backend duckdb).")
+    postgresql: PostgresConfig = PostgresConfig()
     wal: Annotated[bool, BeforeValidator(_on_off)] = Field(
         True, description="Write-ahead log: acknowledged data is on disk before the answer (on|off).")
+    wal_dir: str = Field("", description="Directory of the write-ahead log. Empty: PATH-wal/ next to the DuckDB "
+                         "file; ./data/tocsin-wal with PostgreSQL. One per process: never share it.")
+    wal_max_size: Size = Field(1 << 30, description="While the store cannot be written (PostgreSQL down), ingest "
+                               "keeps acknowledging into the WAL up to this size, then answers 503 + Retry-After / "
+                               "UNAVAILABLE + RetryInfo. 0 = no bound.")
     retention: RetentionConfig = RetentionConfig()
     maintenance_interval: Duration = Field(60, description="How often rollups and retention run.")
+
+    @model_validator(mode="after")
+    def _postgres_has_dsn(self) -> "StorageConfig":
+        pg = self.postgresql
+        if self.backend == "postgresql" and not (pg.dsn_env or pg.dsn_file):
+            raise ValueError("backend postgresql needs storage.postgresql.dsn_env or storage.postgresql.dsn_file "
+                             "(the connection string is never written in the config file)")
+        return self
 
 
 class ApiConfig(Strict):

@@ -5,12 +5,13 @@ model, so the documentation cannot drift from the code (a test compares them).
 """
 from __future__ import annotations
 
+import types
 import typing
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from collector.config import Config, parse_duration
+from collector.config import Config, parse_duration, parse_size
 
 
 def format_seconds(v: float) -> str:
@@ -27,7 +28,7 @@ def _type_name(annotation) -> str:
     if origin in (list, tuple):
         args = typing.get_args(annotation)
         return f"list of {_type_name(args[0])}" if args else "list"
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         return " or ".join(_type_name(a) for a in typing.get_args(annotation) if a is not type(None))
     if isinstance(annotation, type):
         if issubclass(annotation, BaseModel):
@@ -43,9 +44,18 @@ def _is_model(annotation) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+def format_size(v: int) -> str:
+    for unit, n in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if v >= n and v % n == 0:
+            return f"{v // n}{unit}"
+    return str(v)
+
+
 def _field_type(field) -> str:
     if any(getattr(m, "func", None) is parse_duration for m in field.metadata):
         return "duration"
+    if any(getattr(m, "func", None) is parse_size for m in field.metadata):
+        return "size"
     return _type_name(field.annotation)
 
 
@@ -57,8 +67,12 @@ def _default(field) -> str:
         return "required"
     if isinstance(field.default, BaseModel) or field.default is None:
         return ""
+    if field.default == "":
+        return "(empty)"
     if any(getattr(m, "func", None) is parse_duration for m in field.metadata):
         return f"`{format_seconds(field.default)}`"
+    if any(getattr(m, "func", None) is parse_size for m in field.metadata):
+        return f"`{format_size(field.default)}`"
     return f"`{field.default}`"
 
 
@@ -78,7 +92,8 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, 
 def render() -> str:
     lines = ["# Configuration reference", "",
              "Generated from `collector/config.py` by `python -m collector.configdoc`; a test fails when it is",
-             "out of date. Durations are written `500ms`, `10s`, `5m`, `2h`, `30d`. Every key can be set from the",
+             "out of date. Durations are written `500ms`, `10s`, `5m`, `2h`, `30d`; sizes `512MiB`, `2GiB`, `100MB`.",
+             "Every key can be set from the",
              "environment: `TOCSIN_` + the path in capitals with `__` between levels (`TOCSIN_STORAGE__PATH`).",
              "The `notify` section follows Alertmanager's configuration; see README.md, Notifications.",
              "A key written with nothing under it (`limits:` with its lines commented out) means its defaults.",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 NS = 1_000_000_000
+TAKE_CHUNK_ROWS = 20_000   # HistRows.take gathers this many rows per numpy call
 
 # Series kinds.
 KIND_HDR = "hdr"          # native histogram in the HDR layout (collector.aggregate.hdr)
@@ -100,14 +101,19 @@ class HistRows:
         lens = ends - starts
         offsets = np.zeros(len(rows) + 1, np.int64)
         np.cumsum(lens, out=offsets[1:])
-        if offsets[-1]:
-            gather = np.repeat(starts - offsets[:-1], lens) + np.arange(offsets[-1])
-        else:
-            gather = np.zeros(0, np.int64)
+        idx, cnt = np.empty(int(offsets[-1]), self.idx.dtype), np.empty(int(offsets[-1]), self.cnt.dtype)
+        # In pieces: np.repeat holds the interpreter lock for its whole run (a third of a
+        # second over a day of rows), and the event loop serving ingest needs it meanwhile.
+        for a in range(0, len(rows), TAKE_CHUNK_ROWS):
+            b = min(len(rows), a + TAKE_CHUNK_ROWS)
+            lo, hi = int(offsets[a]), int(offsets[b])
+            if hi > lo:
+                gather = np.repeat(starts[a:b] - offsets[a:b], lens[a:b]) + np.arange(lo, hi)
+                idx[lo:hi] = self.idx[gather]
+                cnt[lo:hi] = self.cnt[gather]
         bounds = tuple(self.bounds[i] for i in rows) if self.bounds else ()
         return HistRows(self.series_id[rows], self.ts[rows], self.res[rows], self.count[rows],
-                        self.sum[rows], self.min[rows], self.max[rows], offsets,
-                        self.idx[gather], self.cnt[gather], bounds)
+                        self.sum[rows], self.min[rows], self.max[rows], offsets, idx, cnt, bounds)
 
     @staticmethod
     def concat(parts: list["HistRows"]) -> "HistRows":

@@ -27,8 +27,8 @@ from collector import __version__
 from collector.selfmetrics import SelfMetrics
 from collector.selftrace import build_tracer, loops_back
 from collector.threads import lower_priority
-from collector.store.duckdb_store import DuckDBStore
 from collector.progress import Progress
+from collector.store.base import StoreError, StoreUnavailable, WriteOutcomeUnknown
 from collector.wal import RECORD_OVERHEAD as WAL_RECORD_OVERHEAD, WriteAheadLog
 from collector.workers import SHIP_EVERY_S, WorkerPool, worker_dirs
 
@@ -62,7 +62,8 @@ TEMPORALITY = "temporality"  # store namespace of the receivers' cumulative/delt
 
 
 class Service:
-    def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns, config_path: str | None = None):
+    def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns, config_path: str | None = None,
+                 store_wait_s: float = 0.0):
         from alerting.evaluate.manager import RuleManager
         from alerting.notify.notifier import Notifier
         from collector.query.engine import Engine
@@ -70,13 +71,13 @@ class Service:
         self.config = config
         self.clock = clock
         self.metrics = SelfMetrics()
-        st = config.storage
-        self.store = DuckDBStore(st.path, assemble.retention(config))
+        self.store = assemble.open_store(config, wait_s=store_wait_s)
         self.catalog = SeriesCatalog()
         for s in self.store.load_series():
             self.catalog.add(s)
         self.aggregator = Aggregator(
-            self.catalog, assemble.aggregator_settings(config), clock=clock, on_overflow=lambda metric: self.metrics.series_overflow.labels(metric).inc())
+            self.catalog, assemble.aggregator_settings(config), clock=clock,
+            on_overflow=lambda metric: self.metrics.series_overflow.labels(metric).inc())
         self.source = LiveSource(self.store, self.aggregator)
         q = config.query
         self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
@@ -87,7 +88,10 @@ class Service:
                                      clock=self.now_s, external_url=config.api.external_url,
                                      default_interval=config.rules.evaluation_interval, query_timeout=q.timeout)
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
-        self.wal = WriteAheadLog(st.path + "-wal") if st.wal and st.path != ":memory:" else None
+        wal_dir = assemble.wal_dir(config)
+        self.wal = WriteAheadLog(wal_dir) if wal_dir else None
+        self._in_doubt: list = []        # batches whose commit failed half-way: stored or not, see flush
+        self.store_problem: tuple[float, str] | None = None   # (since, what) while flushes fail
         self.ingest = None
         self._unsaved_state: dict[str, dict] = {}  # temporality documents of a flush that failed
         self.config_path = config_path
@@ -163,6 +167,8 @@ class Service:
         (open ones too: the store merges a slot written twice), in the same
         transaction as the WAL marker, so replay after a crash is exactly-once."""
         async with self._flush_lock:
+            if self._in_doubt and not await self._resolve_in_doubt():
+                return
             if self.wal is not None:
                 # rotate + take with no await between: no request can slip in between them
                 with self.workers.absorb_lock if self.workers is not None else contextlib.nullcontext():
@@ -184,24 +190,76 @@ class Service:
                 "tocsin.series.new": len(batch.series)})
             try:
                 await asyncio.to_thread(self.store.write, batch)
-            except Exception:
-                log.exception("flush failed; the batch stays in memory and is retried")
-                self.metrics.flush_failures.inc()
-                self.aggregator.putback(batch)
-                self._unsaved_state = batch.documents.get(TEMPORALITY, {})
+            except Exception as e:
+                self._flush_failed(e)
+                if isinstance(e, WriteOutcomeUnknown) and batch.wal_segment is not None:
+                    self._in_doubt.append(batch)   # resolved against the store's WAL marker once it is back
+                else:
+                    self.aggregator.putback(batch)
+                    self._unsaved_state = batch.documents.get(TEMPORALITY, {})
                 span.set_status(StatusCode.ERROR)
                 span.end()
                 return
             span.end()
             self._unsaved_state = {}
-            if segment is not None:
-                self.wal.drop_through(segment)
-            if batch.wal_markers:
-                self.workers.release(batch.wal_markers)
+            self._stored(batch)
             self.metrics.flush_duration.observe(time.perf_counter() - t0)
             self.metrics.flush_rows.labels("hist").inc(len(batch.hist))
             self.metrics.flush_rows.labels("samples").inc(len(batch.samples))
             self.metrics.series_active.set(self.aggregator.series_count())
+
+    def _stored(self, batch) -> None:
+        """The batch is in the store: its WAL segments (and workers') can go."""
+        if self.store_problem is not None:
+            log.info("the store accepts writes again (%s); the backlog is written", self.store.describe())
+        self.store_problem = None
+        if batch.wal_segment is not None:
+            self.wal.drop_through(batch.wal_segment)
+        if batch.wal_markers:
+            self.workers.release(batch.wal_markers)
+
+    def _flush_failed(self, e: Exception) -> None:
+        self.metrics.flush_failures.inc()
+        held = f"; the write-ahead log holds {self.wal.size_bytes >> 20} MiB" if self.wal is not None else ""
+        if isinstance(e, StoreUnavailable):   # expected while the database is down: one line, no traceback
+            if self.store_problem is None:
+                self.store_problem = (time.time(), str(e))
+            log.warning("flush failed, the batch is kept and retried: %s%s", e, held)
+        else:
+            self.store_problem = self.store_problem or (time.time(), f"{type(e).__name__}: {e}")
+            log.exception("flush failed; the batch stays in memory and is retried%s", held)
+
+    async def _resolve_in_doubt(self) -> bool:
+        """A commit that failed half-way may have been stored. The store's WAL
+        marker says: at or past the batch's segment, it was (drop it); else it was
+        not (put it back and write it again). False while the store is still down."""
+        try:
+            marker = await asyncio.to_thread(self.store.wal_marker)
+        except StoreError as e:
+            self._flush_failed(e)
+            return False
+        for batch in self._in_doubt:
+            if marker >= batch.wal_segment:
+                log.info("a flush whose commit was interrupted was stored (WAL segment %d)", batch.wal_segment)
+                self._stored(batch)
+            else:
+                self.aggregator.putback(batch)
+                self._unsaved_state = {**batch.documents.get(TEMPORALITY, {}), **self._unsaved_state}
+        self._in_doubt = []
+        return True
+
+    def not_ready(self) -> list[str]:
+        """Why /-/ready says no: empty when ready."""
+        reasons = []
+        if self.store_problem is not None:
+            since, what = self.store_problem
+            reasons.append(f"the store has not accepted writes for {time.time() - since:.0f} s ({what}); "
+                           "acknowledged data is held in the write-ahead log")
+        if self.ingest is not None and self.wal is not None and self.ingest.wal_max_bytes \
+                and self.wal.size_bytes >= self.ingest.wal_max_bytes:
+            reasons.append(f"the write-ahead log is full ({self.wal.size_bytes >> 20} MiB, storage.wal_max_size): "
+                           "ingest is refused with 503 until the store is back")
+        return reasons
 
     async def _replay_wal(self) -> None:
         """Re-apply what was acknowledged but not yet in the store, then persist it."""
@@ -232,6 +290,8 @@ class Service:
                 return
             try:
                 await fn()
+            except StoreUnavailable as e:   # the database is down: say so in one line, retry next round
+                log.warning("%s skipped: %s", getattr(fn, "__name__", "background task").strip("_"), e)
             except Exception:
                 log.exception("background task failed")
 
@@ -271,7 +331,8 @@ class Service:
             from collector.config import ConfigError
             raise ConfigError(self.config_path or "<defaults>", errors)   # rule files: each error located
         rsettings = assemble.receiver_settings(cfg)
-        self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal, tracer=self.tracer)
+        self.ingest = Ingest(self.aggregator, rsettings, self.metrics, wal=self.wal, tracer=self.tracer,
+                             wal_max_bytes=cfg.storage.wal_max_size)
         self.ingest.restore_temporality(self.store.kv_list(TEMPORALITY))
         procs = cfg.receivers.processes
         # Listeners first: a taken port is reported before a long WAL replay, not after.

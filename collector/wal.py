@@ -63,6 +63,8 @@ class WriteAheadLog:
         self.max_wait_s = max_wait_s
         existing = self.segments()
         self.segment = (existing[-1] + 1) if existing else 1
+        # bytes of every segment on disk: what is acknowledged but not yet in the store
+        self.size_bytes = sum(self._path(seg).stat().st_size for seg in existing)
         self._file = open(self._path(self.segment), "ab", buffering=0)
         self._cond = threading.Condition()   # guards the buffer
         self._io = threading.Lock()           # guards the file
@@ -150,6 +152,7 @@ class WriteAheadLog:
                     while rest:
                         rest = rest[os.write(fd, rest):]
                 self.bytes_written += total
+                self.size_bytes += total
             os.fsync(fd)
             self.syncs += 1
             return None
@@ -173,7 +176,13 @@ class WriteAheadLog:
         n = 0
         for seg in self.segments():
             if seg <= segment and seg != self.segment:
-                self._path(seg).unlink(missing_ok=True)
+                path = self._path(seg)
+                try:
+                    size = path.stat().st_size
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                self.size_bytes = max(0, self.size_bytes - size)
                 n += 1
         return n
 

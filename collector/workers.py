@@ -2,7 +2,7 @@
 
 Main starts N-1 worker processes (spawn). Each binds the same OTLP/HTTP and
 OTLP/gRPC ports with SO_REUSEPORT and runs its own Ingest + Aggregator + WAL
-(``<storage.path>-wal/worker-<i>/``). Main owns DuckDB, queries and rules.
+(``<WAL directory>/worker-<i>/``). Main owns the store, queries and rules.
 
 Protocol over one duplex Pipe per worker (pickled tuples):
   main → worker  ("ship", n)      worker rotates its WAL and takes its aggregator
@@ -80,7 +80,7 @@ class WorkerPool:
         self.shipped: dict[str, int] = {}     # worker name -> last WAL segment absorbed
         self._replayed: dict[str, object] = {}  # name -> WriteAheadLog replayed at start
         self.stopping = False
-        self.wal_root = Path(service.config.storage.path + "-wal") if service.wal is not None else None
+        self.wal_root = service.wal.dir if service.wal is not None else None
 
     # -- start ------------------------------------------------------------------
     def replay(self) -> int:
@@ -245,7 +245,7 @@ async def _worker(index: int, conn, cfg, http_addr: str, grpc_addr: str, wal_dir
     wal = WriteAheadLog(wal_dir) if wal_dir else None
     tokens = Tokens.from_config(cfg.auth)
     rsettings = assemble.receiver_settings(cfg)
-    ingest = Ingest(aggregator, rsettings, metrics, wal=wal)
+    ingest = Ingest(aggregator, rsettings, metrics, wal=wal, wal_max_bytes=cfg.storage.wal_max_size)
     http_sock = assemble.bind(http_addr, reuseport=True, key="receivers.otlp.http.listen", first=False)
     grpc_server, _ = make_grpc_server(aggregator, rsettings, metrics, grpc_addr, ingest=ingest, tokens=tokens,
                                       reuseport=True, first=False)

@@ -12,16 +12,84 @@ if os.environ.get("CI"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from backends import pg_unavailable, server_env  # noqa: E402
 from serverproc import ServerProcess  # noqa: E402
+
+PG_TEMPLATE = "tocsin_template"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One real PostgreSQL per test worker (pytest-xdist runs a session per worker),
+    with a template database at the newest schema."""
+    from pgserver import PgUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except PgUnavailable as e:
+        pg_unavailable(str(e))
+    try:
+        from collector.store.postgres import migrate
+
+        cluster.create_database(PG_TEMPLATE)
+        migrate.upgrade(cluster.dsn(PG_TEMPLATE))
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 @pytest.fixture
-def server_factory(tmp_path):
-    """Start real `tocsin serve` processes; all are stopped at the end."""
+def pg_dsn(pg_cluster):
+    """A fresh database at the newest schema (a copy of the template: fast)."""
+    name = pg_cluster.create_database(template=PG_TEMPLATE)
+    yield pg_cluster.dsn(name)
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def backend(request):
+    """The store backend a test runs on: "duckdb" unless the test is parametrized
+    with ``backends.both_backends`` (or ``@pytest.mark.parametrize("backend", [...], indirect=True)``)."""
+    return getattr(request, "param", "duckdb")
+
+
+@pytest.fixture
+def make_store(backend, tmp_path, request):
+    """``make_store(retention=None, writer="")``: a store of the test's backend; called
+    again, the same data in a new store object (a restart). Closed at the end."""
+    opened = []
+
+    def make(retention=None, writer: str = ""):
+        if backend == "postgresql":
+            from collector.store.postgres.store import DEFAULT_RETENTION, PostgresStore
+
+            s = PostgresStore(request.getfixturevalue("pg_dsn"), retention or DEFAULT_RETENTION, writer=writer)
+        else:
+            from collector.store.duckdb_store import DEFAULT_RETENTION, DuckDBStore
+
+            for earlier in opened:   # DuckDB: one open handle per file
+                earlier.close()
+            opened.clear()
+            s = DuckDBStore(str(tmp_path / "tocsin.duckdb"), retention or DEFAULT_RETENTION, writer=writer)
+        opened.append(s)
+        return s
+
+    yield make
+    for s in opened:
+        try:
+            s.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def server_factory(tmp_path, backend, request):
+    """Start real `tocsin serve` processes on the test's backend; all are stopped at the end."""
     started: list[ServerProcess] = []
 
     def start(config: dict | None = None, env: dict | None = None, workdir: Path | None = None) -> ServerProcess:
-        s = ServerProcess(workdir or tmp_path, config, env).start()
+        wd = workdir or tmp_path
+        s = ServerProcess(wd, config, {**server_env(backend, request, wd), **(env or {})}).start()
         started.append(s)
         return s
 

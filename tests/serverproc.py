@@ -19,11 +19,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 class ServerProcess:
     def __init__(self, workdir: Path, config: dict | None = None, env: dict | None = None,
-                 new_session: bool = False):
+                 new_session: bool = False, args: tuple[str, ...] = ()):
         self.workdir = Path(workdir)
         self.new_session = new_session   # its own process group (os.killpg kills it with its workers)
         self.config = config or {}
         self.env = env or {}
+        self.args = tuple(args)   # more `tocsin serve` arguments (e.g. --wait)
         self.proc: subprocess.Popen | None = None
         self.lines: list[str] = []
         self.grpc = self.http = self.api = ""
@@ -39,7 +40,8 @@ class ServerProcess:
                     "PYTHONUNBUFFERED": "1"})
         env.update(self.env)
         self.lines = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config", str(cfg_path)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "collector", "serve", "--config", str(cfg_path),
+                                      *self.args],
                                      cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, start_new_session=self.new_session)
         found = threading.Event()

@@ -21,6 +21,9 @@ def make_api_app(ctx) -> Starlette:
         return PlainTextResponse("Tocsin is Healthy.\n")
 
     async def ready(_: Request) -> Response:
+        reasons = ctx.not_ready() if hasattr(ctx, "not_ready") else []
+        if reasons:   # e.g. PostgreSQL down: a load balancer sends traffic elsewhere meanwhile
+            return PlainTextResponse("Tocsin is not ready: " + "; ".join(reasons) + "\n", status_code=503)
         return PlainTextResponse("Tocsin is Ready.\n")
 
     async def metrics(_: Request) -> Response:

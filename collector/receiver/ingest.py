@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.aggregate.aggregator import Aggregator, RecordResult
 from collector.model import Labels, make_labels
-from collector.receiver.limits import DEFAULT_TENANT, Limiter, count_items
+from collector.receiver.limits import DEFAULT_TENANT, Limiter, Refused, count_items
 from collector.receiver.logs import extract_logs
 from collector.receiver.metrics import MetricExtractor
 from collector.receiver.outcome import Outcome
@@ -33,6 +33,7 @@ REQUEST_TYPES = {"traces": ExportTraceServiceRequest, "metrics": ExportMetricsSe
 
 WAL_SIGNALS = {"traces": SIGNAL_TRACES, "metrics": SIGNAL_METRICS,
                remote_write.V1: SIGNAL_PROM_V1, remote_write.V2: SIGNAL_PROM_V2}
+R_WAL_FULL = "wal_full"   # refusal reason: the WAL reached storage.wal_max_size
 SIGNAL_NAMES = {v: k for k, v in WAL_SIGNALS.items()}
 # every message a WAL record may hold: OTLP, and Prometheus remote write 1.0 / 2.0
 _WAL_TYPES = {**REQUEST_TYPES, **remote_write.MESSAGES}
@@ -71,11 +72,13 @@ class TenantAggregator:
 
 class Ingest:
     def __init__(self, aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics,
-                 wal: WriteAheadLog | None = None, limiter: Limiter | None = None, tracer: Tracer | None = None):
+                 wal: WriteAheadLog | None = None, limiter: Limiter | None = None, tracer: Tracer | None = None,
+                 wal_max_bytes: int = 0):
         self.aggregator = aggregator
         self.settings = settings
         self.metrics = metrics
         self.wal = wal
+        self.wal_max_bytes = wal_max_bytes   # storage.wal_max_size; 0 = unbounded
         self.tracer = tracer or NoOpTracer()  # Tocsin's own traces (collector/selftrace.py)
         self.limiter = limiter or Limiter(settings.limits, metrics)
         # tenant label (None: none) -> extractors; per tenant because the
@@ -161,11 +164,23 @@ class Ingest:
             label = self.label_of(tenant)
             if self.wal is None or signal not in WAL_SIGNALS:
                 return self.handle(signal, request, label)
+            self._check_wal_room(signal)
             payload = raw if raw is not None else request.SerializeToString()
             synced = self.wal.append(WAL_SIGNALS[signal], payload, self.aggregator.clock(), tenant=label)
             response = self.handle(signal, request, label)
             await synced  # the span covers the fsync the answer waits for
             return response
+
+    def _check_wal_room(self, signal: str) -> None:
+        """The WAL holds what was acknowledged but is not in the store yet; it only
+        grows while flushes fail (the store is down). Past its bound, refuse
+        retryably rather than fill the disk."""
+        size = self.wal.size_bytes
+        if self.wal_max_bytes and size >= self.wal_max_bytes:
+            self.metrics.requests_refused.labels(signal, R_WAL_FULL).inc()
+            raise Refused(f"the write-ahead log holds {size >> 20} MiB, its bound (storage.wal_max_size), because "
+                          "the store is not accepting writes; retry later", R_WAL_FULL,
+                          self.limiter.settings.retry_after_seconds)
 
     def replay(self, record: Record) -> None:
         """Re-apply one WAL record, judging lateness by when it was received,

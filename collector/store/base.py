@@ -1,8 +1,13 @@
 """The store seam: everything Tocsin keeps on disk goes through this interface.
 
 Only ``collector/store`` imports a database driver. DuckDB (``duckdb_store``) is
-the embedded default and, today, the only backend; a PostgreSQL backend (so that
-several collectors share one store) would implement the same methods.
+the embedded default; PostgreSQL (``postgres/``), which several collectors can
+share, implements the same methods. ``collector.assemble.open_store`` picks one
+from the config.
+
+A store is opened with a writer id (default ""): the WAL markers it writes and
+reads are that writer's, so several processes (replicas) each with their own
+write-ahead log can share one store.
 """
 from __future__ import annotations
 
@@ -42,6 +47,17 @@ class StoreError(Exception):
     """A store that cannot be opened or used; the message says what to do."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached now (PostgreSQL down or unreachable); retrying
+    later may succeed. Nothing of the failed call was written."""
+
+
+class WriteOutcomeUnknown(StoreUnavailable):
+    """The connection failed while a write was committing: it may or may not be
+    stored. Compare ``wal_marker()`` with the batch's segment once the store is
+    back before writing the batch again."""
+
+
 class Store(Protocol):
     resolutions: tuple[int, ...]
 
@@ -52,8 +68,9 @@ class Store(Protocol):
         merged into it, so late data and repeated flushes never double a row."""
 
     def wal_marker(self, name: str | None = None) -> int:
-        """The last write-ahead-log segment whose data the store holds (0: none);
-        ``name``: that of another WAL (``WriteBatch.wal_markers``)."""
+        """The last write-ahead-log segment of this store's writer whose data the
+        store holds (0: none); ``name``: that of another WAL of the same writer
+        (``WriteBatch.wal_markers``)."""
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows:
         """Rows of the given series whose slot starts in [start_ns, end_ns), each
@@ -75,4 +92,6 @@ class Store(Protocol):
     def kv_delete(self, namespace: str, key: str) -> None: ...
 
     def size_bytes(self) -> int: ...
+    def describe(self) -> str:
+        """Where the store is, for logs and errors (never a password)."""
     def close(self) -> None: ...

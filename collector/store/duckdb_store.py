@@ -43,8 +43,10 @@ def _fmt(ts_s: int, span: int) -> str:
 
 
 class DuckDBStore(Maintenance):
-    def __init__(self, path: str, retention: Retention = DEFAULT_RETENTION, read_only: bool = False):
+    def __init__(self, path: str, retention: Retention = DEFAULT_RETENTION, read_only: bool = False,
+                 writer: str = ""):
         self.path = path
+        self.writer = writer   # WAL markers are this writer's (see base.Store)
         self.retention = retention
         self.resolutions = tuple(sorted(retention.by_res))
         if path != ":memory:":
@@ -156,16 +158,23 @@ class DuckDBStore(Maintenance):
                 if len(batch.samples):
                     self._write_samples(batch.samples)
                 if batch.wal_segment is not None:
-                    self._con.execute("INSERT OR REPLACE INTO meta VALUES ('wal_segment', ?)", [str(batch.wal_segment)])
+                    self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                                      [self._marker_key(None), str(batch.wal_segment)])
                 for name, seg in batch.wal_markers.items():
-                    self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [f"wal_segment:{name}", str(seg)])
+                    self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [self._marker_key(name), str(seg)])
                 self._con.execute("COMMIT")
             except Exception:
                 self._con.execute("ROLLBACK")
                 raise
 
+    def _marker_key(self, name: str | None) -> str:
+        """``wal_segment[:name]`` for the default writer (the keys files always had),
+        ``wal_segment@writer[:name]`` for another."""
+        key = "wal_segment" if not self.writer else f"wal_segment@{self.writer}"
+        return key if name is None else f"{key}:{name}"
+
     def wal_marker(self, name: str | None = None) -> int:
-        key = "wal_segment" if name is None else f"wal_segment:{name}"
+        key = self._marker_key(name)
         with self._kv_lock:
             rows = self._kv.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchall()
         return int(rows[0][0]) if rows else 0
@@ -368,6 +377,9 @@ class DuckDBStore(Maintenance):
                                                  if os.path.exists(self.path + ".wal") else 0)
         except OSError:
             return 0
+
+    def describe(self) -> str:
+        return f"DuckDB file {self.path}"
 
     def checkpoint(self) -> None:
         with self._lock:

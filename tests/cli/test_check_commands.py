@@ -23,8 +23,8 @@ def test_config_check_reports_every_error_in_file_order(tmp_path):
                          "log: {level: verbose}\nlimits:\n  rate: {spans_per_second: -1}\n")
     assert r.returncode == 1
     assert r.stderr.splitlines() == [
-        'tocsin.yaml:2:3: storage.pth: unknown key; did you mean "path"? (keys of storage: path, wal, retention, '
-        "maintenance_interval; see docs/configuration.md)",
+        'tocsin.yaml:2:3: storage.pth: unknown key; did you mean "path"? (keys of storage: backend, path, '
+        "postgresql, wal, wal_dir, wal_max_size, retention, maintenance_interval; see docs/configuration.md)",
         "tocsin.yaml:3:15: api.listen: expected HOST:PORT (e.g. 127.0.0.1:4318, port 0 picks a free port), got 'nope'",
         "tocsin.yaml:4:21: aggregation.slot: slot must be a whole number of seconds that divides 60 "
         "(1s, 5s, 10s, 15s, 30s, 60s)",

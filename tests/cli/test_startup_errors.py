@@ -120,7 +120,8 @@ def test_a_misspelt_key_says_where_and_what_was_meant(tmp_path):
     r = _serve(tmp_path, "rules: {files: []}\nstorage:\n  retension: {raw: 2d}\n")
     assert r.returncode == NOT_STARTED
     assert _first_line(r) == ('tocsin.yaml:3:3: storage.retension: unknown key; did you mean "retention"? '
-                              "(keys of storage: path, wal, retention, maintenance_interval; "
+                              "(keys of storage: backend, path, postgresql, wal, wal_dir, wal_max_size, retention, "
+                              "maintenance_interval; "
                               "see docs/configuration.md)")
 
 
@@ -128,7 +129,8 @@ def test_a_misspelt_environment_override_names_the_variable(tmp_path):
     r = _serve(tmp_path, "rules: {files: []}\n", {"TOCSIN_STORAGE__PATHH": "/tmp/x.duckdb"})
     assert r.returncode == NOT_STARTED
     assert _first_line(r) == ("TOCSIN_STORAGE__PATHH: storage.pathh: unknown key; did you mean "
-                              "TOCSIN_STORAGE__PATH? (keys of storage: path, wal, retention, maintenance_interval; "
+                              "TOCSIN_STORAGE__PATH? (keys of storage: backend, path, postgresql, wal, wal_dir, wal_max_size, "
+                              "retention, maintenance_interval; "
                               "see docs/configuration.md)")
 
 

@@ -83,3 +83,25 @@ def test_demo_service_targets_tocsin():
     assert demo["profiles"] == ["demo"]
     target = demo["command"][demo["command"].index("--target") + 1]
     assert target == "http://tocsin:4318"
+
+
+def test_postgresql_profile_points_tocsin_at_the_postgres_service():
+    """`TOCSIN_BACKEND=postgresql docker compose --profile postgresql up`: the config
+    (with the service's environment applied) validates and names the postgres service."""
+    import re
+
+    pg = COMPOSE["services"]["postgres"]
+    assert pg["profiles"] == ["postgresql"] and pg["image"] == "postgres:15"
+    assert "ports" not in pg, "PostgreSQL is reached inside the compose network only"
+    tocsin = COMPOSE["services"]["tocsin"]
+    assert tocsin["depends_on"]["postgres"] == {"condition": "service_healthy", "required": False}
+    env = {k: re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: m.group(2), str(v)) for k, v in tocsin["environment"].items()}
+    assert env["TOCSIN_STORAGE__BACKEND"] == "duckdb"                     # the default stays DuckDB
+    env["TOCSIN_STORAGE__BACKEND"] = "postgresql"
+    cfg = load_config(DEPLOY / "tocsin.compose.yaml", environ=env)
+    assert cfg.storage.backend == "postgresql" and cfg.storage.postgresql.dsn_env == "TOCSIN_PG_DSN"
+    dsn = env[cfg.storage.postgresql.dsn_env]
+    user = pg["environment"]["POSTGRES_USER"]
+    assert dsn.startswith(f"postgresql://{user}:") and dsn.endswith(f"@postgres:5432/{pg['environment']['POSTGRES_DB']}")
+    assert env["TOCSIN_STORAGE__WAL_DIR"].startswith("/data/")         # on the tocsin-data volume
+    assert "postgres-data" in COMPOSE["volumes"]

@@ -1,18 +1,19 @@
 """Durability: a server under steady load is killed with SIGKILL mid-stream and
-restarted on the same files. Every span the client saw acknowledged is counted
-exactly once; quantiles equal what was sent."""
+restarted on the same files (and database). Every span the client saw
+acknowledged is counted exactly once; quantiles equal what was sent. On both
+store backends."""
 import re
 import signal
 import threading
 import time
 
-import duckdb
 import httpx
 import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from backends import Analyst, both_backends, server_env
 from serverproc import ServerProcess
 
 SPANS_PER_REQUEST = 50
@@ -32,9 +33,11 @@ def request_body(seq: int) -> bytes:
     return req.SerializeToString()
 
 
-def test_sigkill_mid_stream_loses_and_doubles_nothing(tmp_path):
+@both_backends
+def test_sigkill_mid_stream_loses_and_doubles_nothing(tmp_path, backend, request):
     cfg = {"rules": {"files": []}, "aggregation": {"flush_interval": "300ms"}}
-    srv = ServerProcess(tmp_path, cfg).start()
+    env = server_env(backend, request, tmp_path)
+    srv = ServerProcess(tmp_path, cfg, env).start()
     acked = 0
     in_flight_max = 0
     stop = threading.Event()
@@ -64,19 +67,21 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(tmp_path):
     t.join(10)
     assert acked > 10 * SPANS_PER_REQUEST
 
-    again = ServerProcess(tmp_path, cfg).start()
+    again = ServerProcess(tmp_path, cfg, env).start()
     assert again.stop() == 0, again.output()
-    con = duckdb.connect(str(tmp_path / "tocsin.duckdb"), read_only=True)
-    total = con.sql("SELECT sum(count)::BIGINT FROM latency").fetchall()[0][0]
+    db = Analyst(backend, request, tmp_path)
+    total = db.rows("SELECT sum(count)::BIGINT FROM latency")[0][0]
     assert acked <= total <= acked + in_flight_max * SPANS_PER_REQUEST, (acked, total)
     # Quantiles of the stored data equal those of what was sent (same distribution per request).
-    rows = con.sql("SELECT sum(count)::BIGINT, max(max), min(min) FROM latency").fetchall()[0]
+    rows = db.rows("SELECT sum(count)::BIGINT, max(max), min(min) FROM latency")[0]
     assert rows[1] == DURATIONS.max() and abs(rows[2] - DURATIONS.min()) < 1e-9
 
 
-def test_torn_wal_tail_does_not_stop_the_start(tmp_path):
+@both_backends
+def test_torn_wal_tail_does_not_stop_the_start(tmp_path, backend, request):
     cfg = {"rules": {"files": []}, "aggregation": {"flush_interval": "1h"}}
-    srv = ServerProcess(tmp_path, cfg).start()
+    env = server_env(backend, request, tmp_path)
+    srv = ServerProcess(tmp_path, cfg, env).start()
     with httpx.Client(base_url=srv.http_url) as c:
         for seq in range(3):
             assert c.post("/v1/traces", content=request_body(seq),
@@ -84,19 +89,20 @@ def test_torn_wal_tail_does_not_stop_the_start(tmp_path):
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait(10)
     srv.proc = None
-    wal_dir = tmp_path / "tocsin.duckdb-wal"
+    wal_dir = tmp_path / ("wal" if backend == "postgresql" else "tocsin.duckdb-wal")
     newest = sorted(wal_dir.glob("*.wal"))[-1]
     with open(newest, "ab") as f:
         f.write(b"\x10\x00\x00\x00garbage")  # a record header cut short by the crash
-    again = ServerProcess(tmp_path, cfg).start()
+    again = ServerProcess(tmp_path, cfg, env).start()
     with again.client() as c:
         metrics = c.get("/metrics").text
     assert again.stop() == 0
     assert "tocsin_wal_torn_records_total 1.0" in metrics
     # the operator sees the replay start and end, with counts and a rate
     out = again.output()
-    assert re.search(r"INFO tocsin: write-ahead log replay: 1 segments, 0\.0 MiB in \S+-wal\n", out), out
+    assert re.search(r"INFO tocsin: write-ahead log replay: 1 segments, 0\.0 MiB in " + re.escape(str(wal_dir)) + "\n",
+                     out), out
     assert re.search(r"INFO tocsin: write-ahead log replay: done, 3 records \(0\.0 MiB\) in [\d.]+ s, \d+ records/s; "
                      r"1 torn records skipped\n", out), out
-    con = duckdb.connect(str(tmp_path / "tocsin.duckdb"), read_only=True)
-    assert con.sql("SELECT sum(count)::BIGINT FROM latency").fetchall()[0][0] == 3 * SPANS_PER_REQUEST
+    assert Analyst(backend, request, tmp_path).rows("SELECT sum(count)::BIGINT FROM latency")[0][0] \
+        == 3 * SPANS_PER_REQUEST

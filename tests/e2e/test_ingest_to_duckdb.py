@@ -1,14 +1,16 @@
 """Spans from the real OpenTelemetry SDK exporters, through `tocsin serve`, into the
-DuckDB file: counts exact, quantiles within 1 % of the exact values."""
-import duckdb
+store (the DuckDB file, or PostgreSQL): counts exact, quantiles within 1 % of the
+exact values, read through the `latency` view."""
 import numpy as np
 import pytest
 
+from backends import Analyst, both_backends
 from spans import exporter, send_spans
 
 
+@both_backends
 @pytest.mark.parametrize("transport", ["grpc", "http"])
-def test_spans_become_exact_histograms_in_duckdb(server_factory, tmp_path, transport):
+def test_spans_become_exact_histograms_in_the_store(server_factory, tmp_path, transport, backend, request):
     srv = server_factory({"rules": {"files": []}})
     endpoint = f"http://{srv.grpc}" if transport == "grpc" else srv.http_url
     rng = np.random.default_rng(42)
@@ -17,21 +19,21 @@ def test_spans_become_exact_histograms_in_duckdb(server_factory, tmp_path, trans
     send_spans(exporter(transport, endpoint), "search", [0.01] * 50, route="/search")
     assert srv.stop() == 0, srv.output()
 
-    con = duckdb.connect(str(tmp_path / "tocsin.duckdb"), read_only=True)
-    rows = con.sql("""SELECT labels['service_name'] AS svc, labels['http_route'] AS route,
-                             labels['span_kind'] AS kind, sum(count)::BIGINT AS n
-                      FROM latency WHERE metric = 'traces_span_metrics_duration_seconds'
-                      GROUP BY ALL ORDER BY svc""").fetchall()
+    db = Analyst(backend, request, tmp_path)
+    svc, route, kind = db.label("service_name"), db.label("http_route"), db.label("span_kind")
+    rows = db.rows(f"""SELECT {svc} AS svc, {route} AS route, {kind} AS kind, sum(count)::BIGINT AS n
+                       FROM latency WHERE metric = 'traces_span_metrics_duration_seconds'
+                       GROUP BY 1, 2, 3 ORDER BY svc""")
     assert rows == [("checkout", "/checkout", "SPAN_KIND_SERVER", 3000), ("search", "/search", "SPAN_KIND_SERVER", 50)]
     # All spans ended at one instant, so they share one slot: the view's quantiles are the slot's.
-    p = con.sql("""SELECT p50, p90, p95, p99, sum FROM latency
-                   WHERE labels['service_name'] = 'checkout'""").fetchall()
+    p = db.rows(f"SELECT p50, p90, p95, p99, sum FROM latency WHERE {svc} = 'checkout'")
     assert len(p) == 1
     exact = np.percentile(durations, [50, 90, 95, 99], method="inverted_cdf")
     assert np.allclose(p[0][:4], exact, rtol=0.01), (p, exact)
     assert p[0][4] == pytest.approx(durations.sum(), rel=1e-6)
 
 
+@both_backends
 def test_query_sees_data_before_any_flush(server_factory):
     """Read your writes: the slot is still in memory when the query runs."""
     srv = server_factory({"rules": {"files": []}, "aggregation": {"flush_interval": "1h"}})
@@ -47,10 +49,10 @@ def test_query_sees_data_before_any_flush(server_factory):
         assert value == pytest.approx(0.9, rel=0.01)
 
 
-def test_sigterm_flushes_and_exits_zero(server_factory, tmp_path):
+@both_backends
+def test_sigterm_flushes_and_exits_zero(server_factory, tmp_path, backend, request):
     srv = server_factory({"rules": {"files": []}, "aggregation": {"flush_interval": "1h"},
                           "storage": {"wal": "off"}})
     send_spans(exporter("grpc", f"http://{srv.grpc}"), "checkout", [0.05] * 7)
     assert srv.stop() == 0
-    con = duckdb.connect(str(tmp_path / "tocsin.duckdb"), read_only=True)
-    assert con.sql("SELECT sum(count)::BIGINT FROM latency").fetchall() == [(7,)]
+    assert Analyst(backend, request, tmp_path).rows("SELECT sum(count)::BIGINT FROM latency") == [(7,)]

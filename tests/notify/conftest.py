@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -9,14 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from collector.selfmetrics import SelfMetrics  # noqa: E402
-from notify_fakes import DictStore, FakeClock  # noqa: E402
-
-
-def _duckdb_store_class():
-    if importlib.util.find_spec("collector.store.duckdb_store") is None:
-        return None
-    from collector.store.duckdb_store import DuckDBStore
-    return DuckDBStore
+from notify_fakes import FakeClock  # noqa: E402
 
 
 @pytest.fixture
@@ -29,27 +21,23 @@ def metrics() -> SelfMetrics:
     return SelfMetrics()
 
 
-@pytest.fixture
-def store(tmp_path):
-    """A real DuckDB store once collector/store/duckdb_store.py exists; the dict fake before."""
-    cls = _duckdb_store_class()
-    if cls is None:
-        s = DictStore()
-        yield s
-        return
-    s = cls(str(tmp_path / "tocsin.duckdb"))
-    yield s
-    s.close()
+BACKENDS = ("duckdb", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Every notify test that keeps state runs on both real stores (the root
+    conftest's ``make_store`` reads this fixture)."""
+    return request.param
 
 
 @pytest.fixture
-def reopen(tmp_path, store):
-    """Returns a store for 'after a restart': the same data, a new object where possible."""
-    cls = _duckdb_store_class()
+def store(make_store):
+    """A real store of the test's backend (DuckDB file or PostgreSQL)."""
+    return make_store()
 
-    def _reopen():
-        if cls is None:
-            return store
-        store.close()
-        return cls(str(tmp_path / "tocsin.duckdb"))
-    return _reopen
+
+@pytest.fixture
+def reopen(make_store):
+    """Returns a store for 'after a restart': the same data, a new store object."""
+    return make_store

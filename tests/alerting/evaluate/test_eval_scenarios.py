@@ -194,3 +194,32 @@ def test_a_resolve_reads_its_value_at_resolve_time_and_its_worst(tmp_path):
     _, blocks = render(n)
     assert "*Value*\n322.6ms (worst 952.3ms)" in [f["text"] for f in blocks[2]["fields"]]
     assert firing[-1].value == 0.6 and firing[-1].annotations["summary"] == "p95 600ms on checkout"
+
+
+# -- the same on the real stores (DuckDB file, PostgreSQL): state survives a restart
+#    with a new store object, exactly as with the in-memory one -------------------------------
+from backends import both_backends  # noqa: E402
+
+
+def _forget(store) -> None:
+    for key in store.kv_list("alert_state"):
+        store.kv_delete("alert_state", key)
+
+
+@both_backends
+@pytest.mark.parametrize("name,values,mode", [("spike", SPIKE, "keep"), ("gap-alert", GAP, "alert")])
+def test_restart_on_a_real_store_gives_the_same_outcome(tmp_path, make_store, name, values, mode):
+    plain, *_ = run(tmp_path, values, no_data=mode)
+    store = make_store()
+    for k in (2, 5, len(values) - 2):
+        _forget(store)
+        restarted, *_ = run(tmp_path, values, no_data=mode, restart_at={k}, store=store)
+        assert restarted == plain, f"restart before step {k}"
+
+
+@both_backends
+def test_state_survives_downtime_on_a_real_store(tmp_path, make_store):
+    run(tmp_path, [0.9] * 6, store=make_store())                 # firing when the process stops
+    tl, *_ = run(tmp_path, [None] * 40 + [0.2], store=make_store(), no_data="keep")   # a new store object
+    assert tl[0][1] == ["firing"]
+    assert tl[-1][2] == [("resolved", ts(4), ts(40))]
