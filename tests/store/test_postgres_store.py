@@ -187,3 +187,31 @@ def test_documents_and_other_writes_in_one_transaction(pg_dsn):
             raise RuntimeError("the claim's epoch check failed")
     assert store.kv_get("outbox", "1") == {"n": 1}     # rolled back whole
     store.close()
+
+
+def test_a_read_past_its_deadline_is_cancelled_on_the_server(pg_dsn):
+    """A query's token stops a PostgreSQL read in progress (issue 16): here the read
+    waits on a lock another session holds; at the deadline the watchdog sends
+    PostgreSQL's cancel request and the read ends at once."""
+    import time
+
+    from collector import cancel
+
+    store = PostgresStore(pg_dsn)
+    series, rows = rows_for(NOW, 600)
+    store.write(WriteBatch(series=series, hist=rows))
+    ids = np.array([s.id for s in series], np.uint64)
+    locker = psycopg.connect(pg_dsn)
+    try:
+        locker.execute("LOCK TABLE hist IN ACCESS EXCLUSIVE MODE")   # readers now wait
+        token = cancel.Token(timeout_s=0.5)
+        t0 = time.monotonic()
+        with cancel.running(token), pytest.raises(cancel.Cancelled):
+            store.read_hist(ids, NOW - 600 * NS, NOW)
+        took = time.monotonic() - t0
+    finally:
+        locker.rollback()
+        locker.close()
+    assert took < 5, f"the read went on {took:.1f}s past a 0.5 s deadline"
+    assert len(store.read_hist(ids, NOW - 600 * NS, NOW)) == len(rows)   # the pool's connection still works
+    store.close()

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from collector import cancel
 from collector.aggregate.merge import merge_rows
 from collector.model import NS, HistRows, SampleRows, Series
 from collector.store.base import Retention, StoreError, StoreUnavailable, WriteBatch, WriteOutcomeUnknown
@@ -44,6 +45,19 @@ BIG_BATCH = 20_000          # histogram rows above which a write sorts with more
 def _dt(ns: int) -> datetime:
     return EPOCH + timedelta(microseconds=ns // 1000)
 
+
+
+@contextlib.contextmanager
+def _cancellable(conn):
+    """A read the query's token can stop: checked before, and cancelled on the
+    server (PostgreSQL's cancel request) when the deadline passes while it runs."""
+    cancel.check()
+    try:
+        with cancel.interrupts(conn.cancel_safe):
+            yield
+    except psycopg.errors.QueryCanceled:
+        cancel.check()   # raises Cancelled: the token stopped it
+        raise
 
 class PostgresStore:
     def __init__(self, settings: PgSettings | str, retention: Retention = DEFAULT_RETENTION, writer: str = "",
@@ -280,9 +294,12 @@ class PostgresStore:
                     slots = max(1, (b - a) // (res * NS) + 1)
                     per = max(1, ROWS_PER_READ // int(slots))
                     for i in range(0, len(ids), per):
-                        cur.execute(q("read_hist"), {"res": res, "lo": _dt(a + 999), "hi": _dt(b + 999),
-                                                     "ids": ids[i:i + per].tolist()})
-                        parts.append(codec.hist_from_columns(*cur.fetchone()))
+                        with _cancellable(conn):
+                            cur.execute(q("read_hist"), {"res": res, "lo": _dt(a + 999), "hi": _dt(b + 999),
+                                                         "ids": ids[i:i + per].tolist()})
+                            rows = codec.hist_from_columns(*cur.fetchone())
+                        cancel.charge(len(rows) + int(rows.offsets[-1]))   # bounds memory before the next read
+                        parts.append(rows)
             conn.commit()
         return HistRows.concat(parts)
 
@@ -292,9 +309,12 @@ class PostgresStore:
         with self._conn() as conn:
             with conn.cursor(binary=True) as cur:
                 for i in range(0, len(ids), SERIES_PER_SAMPLE_READ):
-                    cur.execute(q("read_samples"), {"lo": _dt(start_ns + 999), "hi": _dt(end_ns),
-                                                    "ids": ids[i:i + SERIES_PER_SAMPLE_READ].tolist()})
-                    parts.append(codec.samples_from_columns(*cur.fetchone()))
+                    with _cancellable(conn):
+                        cur.execute(q("read_samples"), {"lo": _dt(start_ns + 999), "hi": _dt(end_ns),
+                                                        "ids": ids[i:i + SERIES_PER_SAMPLE_READ].tolist()})
+                        part = codec.samples_from_columns(*cur.fetchone())
+                    cancel.charge(len(part))
+                    parts.append(part)
             conn.commit()
         rows = SampleRows.concat(parts)
         if len(parts) > 1:
