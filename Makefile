@@ -11,7 +11,8 @@ export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
 .PHONY: run test bench demo clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C sources: a change rebuilds the compiled span path (collector/receiver/spanwire).
+$(STAMP): pyproject.toml setup.py $(wildcard collector/receiver/spanwire/*.c collector/receiver/spanwire/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
