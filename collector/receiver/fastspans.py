@@ -117,12 +117,14 @@ def choose(setting: bool = True) -> tuple[bool, str]:
     return True, _LOAD_NOTE
 
 
-def make_plan(wanted: dict[str, tuple[int, bool]], dims: tuple[str, ...], max_len: int):
-    """A Plan for ``SpanExtractor``'s wanted attributes (key -> (slot, primary)) and dimensions."""
+def make_plan(wanted: dict[str, tuple[int, bool]], dims: tuple[str, ...], max_len: int, max_known: int = 100_000):
+    """A Plan for ``SpanExtractor``'s wanted attributes (key -> (slot, primary)) and
+    dimensions. The plan remembers up to ``max_known`` series keys (giving each a
+    stable id, so labels are built once per key); past that it starts again."""
     pos = {d: i for i, d in enumerate(dims)}
     pos.pop("service.name", None)   # the reference reads service.name first (spans._resource)
     return _MOD.Plan(schema(), [(k.encode(), slot, primary) for k, (slot, primary) in wanted.items()],
-                     [(k.encode(), i, True) for k, i in pos.items()], len(dims), max_len)
+                     [(k.encode(), i, True) for k, i in pos.items()], len(dims), max_len, max_known)
 
 
 DecodeError = _MOD.DecodeError if _MOD is not None else ValueError

@@ -62,6 +62,9 @@ class TenantAggregator:
     def record_samples(self, metric, kind, label_sets, *args, **kw) -> RecordResult:
         return self._agg.record_samples(metric, kind, [self._l(ls) for ls in label_sets], *args, **kw)
 
+    def record_batch(self, metric, label_sets, *args, **kw) -> RecordResult:
+        return self._agg.record_batch(metric, [self._l(ls) for ls in label_sets], *args, **kw)
+
     def record_hdr(self, metric, labels, *args, **kw) -> RecordResult:
         return self._agg.record_hdr(metric, self._l(labels), *args, **kw)
 

@@ -14,6 +14,7 @@ import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTracePartialSuccess,
                                                                         ExportTraceServiceResponse)
 
+from collector.aggregate import hdr
 from collector.aggregate.aggregator import Aggregator, RecordResult
 from collector.model import make_labels
 from collector.receiver.errors import TooLarge
@@ -21,6 +22,9 @@ from collector.receiver.fastspans import DecodedTraces
 from collector.receiver.outcome import Outcome, error_message
 from collector.receiver.settings import ReceiverSettings
 from collector.receiver.values import any_to_str
+
+# The compiled path's bucketing (spanwire.c: sw_reduce) is written for this HDR layout.
+BUCKETS_IN_C = hdr.SUB_HALF_MAG == 7 and hdr.UNIT_MAG == 0
 
 METRIC = "traces_span_metrics_duration_seconds"
 HELP = "Duration of SERVER and CONSUMER spans."
@@ -60,7 +64,8 @@ class SpanExtractor:
         for i, d in enumerate(dims):
             self._wanted[d] = (3 + i, True)
         self._n_slots = 3 + len(dims)
-        self._label_cache: dict[tuple, object] = {}
+        self._known = None          # the compiled plan's key list the ids below index
+        self._labels_by_id: list = []
 
     def extract(self, request) -> Outcome:
         """A decoded request (protobuf message, or ``DecodedTraces`` from the compiled path)."""
@@ -166,18 +171,22 @@ class SpanExtractor:
         result.reject(REASON_TOO_LONG, b.too_long)
         result.reject(REASON_IN_FUTURE, b.future)
         if b.n:
-            cache = self._label_cache
-            if len(cache) > 100_000:
-                cache.clear()
-            label_sets = []
-            for key in b.keys:
-                ls = cache.get(key)
-                if ls is None:
-                    ls = cache[key] = self._labels(key)
-                label_sets.append(ls)
-            rec = self.aggregator.record_durations(
-                METRIC, label_sets, np.frombuffer(b.which, np.int64), np.frombuffer(b.ends, np.int64),
-                np.frombuffer(b.durs, np.float64), unit="s", help=HELP)
+            # keys have plan-wide ids: labels are built once per series key, not per request
+            known = b.known
+            if self._known is not known:   # the plan started its table again
+                self._known, self._labels_by_id = known, []
+            by_id = self._labels_by_id
+            ids = np.frombuffer(b.key_ids, np.int64).tolist()
+            top = max(ids)
+            while len(by_id) <= top:
+                by_id.append(self._labels(known[len(by_id)]))
+            label_sets = [by_id[i] for i in ids]
+            if BUCKETS_IN_C:   # HDR buckets, slots and per-series stats computed in C too
+                rec = self.aggregator.record_batch(METRIC, label_sets, b, unit="s", help=HELP)
+            else:
+                rec = self.aggregator.record_durations(
+                    METRIC, label_sets, np.frombuffer(b.which, np.int64), np.frombuffer(b.ends, np.int64),
+                    np.frombuffer(b.durs, np.float64), unit="s", help=HELP)
             result.merge(rec)
         return self._outcome(result, received)
 

@@ -310,6 +310,51 @@ def test_a_realistic_request_takes_the_compiled_path_without_fallback():
     assert out == observe(body, SETTINGS[1], False) and out[1] == batch.n
 
 
+def test_bucketing_in_c_matches_record_durations():
+    """Overflowing series, clamped durations, several slots, late and early spans,
+    keys that collide on one series: what record_batch appends equals record_durations'."""
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "bulk"
+    ss = rs.scope_spans.add()
+    rnd = random.Random(7)
+    for i in range(3000):
+        end = NOW + rnd.randrange(-320, 320) * 10**9
+        dur = rnd.choice([1, 999, 10**6, 3 * 10**9, 3_700 * 10**9, rnd.randrange(1, 10**10)])
+        sp = ss.spans.add(name=f"op{i % 90}", kind=2, start_time_unix_nano=end - dur, end_time_unix_nano=end)
+        sp.status.code = rnd.choice([0, 1, 2, 7, 9])      # 7 and 9 both label as UNSET: two keys, one series
+    out = compare(req.SerializeToString(), SETTINGS[0])
+    received, accepted, rejected, reasons, clamped = out[:5]
+    assert received == 3000 and accepted > 1000 and clamped > 0
+    assert dict(reasons).keys() == {"too_old", "in_future"}
+    series = out[6][0]
+    assert any(dict(lbl).get("otel_metric_overflow") == "true" for _, _, lbl, _ in series)
+
+
+def test_series_key_ids_survive_the_plan_starting_again():
+    """The plan remembers a bounded number of keys; past it, ids start again and
+    the extractor rebuilds its labels: the aggregator sees the same series."""
+    from collector.aggregate.aggregator import Aggregator, AggregatorSettings
+    from collector.model import SeriesCatalog
+    from collector.receiver.spans import SpanExtractor
+    wanted, dims = _wanted(SETTINGS[0])
+    plan = fastspans.make_plan(wanted, dims, 4096, max_known=7)
+    ref, fast = (Aggregator(SeriesCatalog(), AggregatorSettings(), clock=lambda: NOW) for _ in range(2))
+    ex_ref, ex_fast = SpanExtractor(ref, SETTINGS[0]), SpanExtractor(fast, SETTINGS[0])
+    rnd = random.Random(3)
+    for _ in range(30):
+        req = _realistic(rnd.randrange(1, 9))
+        for sp in req.resource_spans[0].scope_spans[0].spans:
+            sp.name = f"op{rnd.randrange(12)}"
+        body = req.SerializeToString()
+        ex_ref.extract(ExportTraceServiceRequest.FromString(body))
+        ex_fast.extract(fastspans.DecodedTraces(plan.parse(body), body))
+    a, b = ref.take_closed(force=True), fast.take_closed(force=True)
+    assert [s.labels for s in a.series] == [s.labels for s in b.series]
+    assert a.hist.cnt.tolist() == b.hist.cnt.tolist() and a.hist.idx.tolist() == b.hist.idx.tolist()
+    assert a.hist.sum.tolist() == b.hist.sum.tolist()
+
+
 def test_decode_errors_say_where():
     plan = fastspans.make_plan(*_wanted(SETTINGS[0]), 4096)
     with pytest.raises(fastspans.DecodeError, match=r"invalid UTF-8 in a string field at byte \d+"):

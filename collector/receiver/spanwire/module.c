@@ -17,11 +17,25 @@ static PyObject *DecodeError;
 
 /* ---- Plan ------------------------------------------------------------------- */
 
+#define MAX_KNOWN 100000 /* plan-wide keys remembered; past it the table starts again */
+
 typedef struct {
   PyObject_HEAD
   sw_plan plan;
   PyObject *keep; /* the key bytes the plan points into */
+  /* series keys seen so far, plan-wide: encoded key -> id; known[id] is its tuple */
+  uint8_t *kb;
+  size_t kb_len, kb_cap;
+  size_t *koff, koff_cap;
+  uint64_t *kh;
+  size_t kh_cap;
+  int64_t *tab;
+  size_t tab_cap, n_known;
+  PyObject *known;
+  size_t max_known;
 } PlanObject;
+
+static PyObject *key_tuple(const uint8_t *p, uint32_t n_slots);
 
 static int fmt_double(void *ctx, double d, char *out, int cap) {
   (void)ctx;
@@ -50,8 +64,94 @@ static void plan_free_arrays(sw_plan *p) {
   memset(p, 0, sizeof *p);
 }
 
+static void known_reset(PlanObject *self) {
+  PyMem_Free(self->kb);
+  PyMem_Free(self->koff);
+  PyMem_Free(self->kh);
+  PyMem_Free(self->tab);
+  self->kb = NULL;
+  self->koff = NULL;
+  self->kh = NULL;
+  self->tab = NULL;
+  self->kb_len = self->kb_cap = self->koff_cap = self->kh_cap = self->tab_cap = self->n_known = 0;
+  Py_CLEAR(self->known);
+}
+
+static int pgrow(void **p, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t c = *cap ? *cap : 64;
+  while (c < need) c *= 2;
+  void *q = PyMem_Realloc(*p, c * elem);
+  if (!q) return -1;
+  *p = q;
+  *cap = c;
+  return 0;
+}
+
+/* The plan-wide id of each of the batch's keys, adding new ones (and their tuples). */
+static int known_ids(PlanObject *self, const sw_result *r, int64_t *ids) {
+  if (!self->known || self->n_known + r->n_keys > self->max_known) {
+    known_reset(self);
+    self->known = PyList_New(0);
+    if (!self->known) return -1;
+  }
+  for (size_t i = 0; i < r->n_keys; i++) {
+    const uint8_t *k = r->keys + r->koff[i];
+    size_t klen = r->koff[i + 1] - r->koff[i];
+    uint64_t h = r->khash[i];
+    if (2 * (self->n_known + 1) > self->tab_cap) { /* grow and rehash */
+      size_t cap = self->tab_cap ? self->tab_cap * 2 : 256;
+      int64_t *t = PyMem_Malloc(cap * sizeof(int64_t));
+      if (!t) return -1;
+      for (size_t j = 0; j < cap; j++) t[j] = -1;
+      for (size_t j = 0; j < self->n_known; j++) {
+        size_t q = self->kh[j] & (cap - 1);
+        while (t[q] >= 0) q = (q + 1) & (cap - 1);
+        t[q] = (int64_t)j;
+      }
+      PyMem_Free(self->tab);
+      self->tab = t;
+      self->tab_cap = cap;
+    }
+    size_t mask = self->tab_cap - 1, q = h & mask;
+    int64_t id = -1;
+    while (self->tab[q] >= 0) {
+      size_t j = (size_t)self->tab[q];
+      if (self->kh[j] == h && self->koff[j + 1] - self->koff[j] == klen &&
+          memcmp(self->kb + self->koff[j], k, klen) == 0) {
+        id = (int64_t)j;
+        break;
+      }
+      q = (q + 1) & mask;
+    }
+    if (id < 0) {
+      size_t j = self->n_known;
+      if (pgrow((void **)&self->kb, &self->kb_cap, self->kb_len + klen, 1) ||
+          pgrow((void **)&self->koff, &self->koff_cap, j + 2, sizeof(size_t)) ||
+          pgrow((void **)&self->kh, &self->kh_cap, j + 1, sizeof(uint64_t)))
+        return -1;
+      PyObject *t = key_tuple(k, self->plan.n_slots);
+      if (!t) return -1;
+      int bad = PyList_Append(self->known, t);
+      Py_DECREF(t);
+      if (bad) return -1;
+      memcpy(self->kb + self->kb_len, k, klen);
+      if (j == 0) self->koff[0] = 0;
+      self->kb_len += klen;
+      self->koff[j + 1] = self->kb_len;
+      self->kh[j] = h;
+      self->tab[q] = (int64_t)j;
+      self->n_known = j + 1;
+      id = (int64_t)j;
+    }
+    ids[i] = id;
+  }
+  return 0;
+}
+
 static void Plan_dealloc(PlanObject *self) {
   plan_free_arrays(&self->plan);
+  known_reset(self);
   Py_XDECREF(self->keep);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -90,12 +190,15 @@ static int read_wanted(PyObject *seq, sw_wanted **out, uint32_t *n, PyObject *ke
 }
 
 static int Plan_init(PlanObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"schema", "wanted", "res_dims", "n_dims", "max_len", NULL};
+  static char *kwlist[] = {"schema", "wanted", "res_dims", "n_dims", "max_len", "max_known", NULL};
   PyObject *schema, *wanted, *res_dims;
   unsigned int n_dims;
-  unsigned long long max_len;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOIK", kwlist, &schema, &wanted, &res_dims, &n_dims, &max_len))
+  unsigned long long max_len, max_known = MAX_KNOWN;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOIK|K", kwlist, &schema, &wanted, &res_dims, &n_dims, &max_len,
+                                   &max_known))
     return -1;
+  self->max_known = (size_t)max_known;
+  known_reset(self);
   plan_free_arrays(&self->plan);
   Py_CLEAR(self->keep);
   self->keep = PyList_New(0);
@@ -168,12 +271,18 @@ typedef struct {
   uint32_t n_slots;
   PyObject *body;  /* the request body, for resources() */
   PyObject *keys;  /* list of tuples, built on first access */
+  uint8_t *ok;     /* time_filter's verdict per accepted span */
+  PyObject *ids;   /* bytes: the plan-wide id of each key (int64) */
+  PyObject *known; /* the plan's list of key tuples these ids index */
 } BatchObject;
 
 static PyTypeObject BatchType;
 
 static void Batch_dealloc(BatchObject *self) {
   sw_result_free(&self->r);
+  PyMem_Free(self->ok);
+  Py_XDECREF(self->ids);
+  Py_XDECREF(self->known);
   Py_XDECREF(self->body);
   Py_XDECREF(self->keys);
   Py_TYPE(self)->tp_free((PyObject *)self);
@@ -191,6 +300,9 @@ static PyObject *Plan_parse(PlanObject *self, PyObject *body) {
   b->n_slots = self->plan.n_slots;
   b->keys = NULL;
   b->body = NULL;
+  b->ok = NULL;
+  b->ids = NULL;
+  b->known = NULL;
   int rc = sw_parse(&self->plan, (const uint8_t *)view.buf, (size_t)view.len, &b->r);
   PyBuffer_Release(&view);
   if (rc) {
@@ -202,6 +314,12 @@ static PyObject *Plan_parse(PlanObject *self, PyObject *body) {
     Py_DECREF(b);
     return NULL;
   }
+  b->ids = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(b->r.n_keys * sizeof(int64_t)));
+  if (!b->ids || (b->r.n_keys && known_ids(self, &b->r, (int64_t *)PyBytes_AS_STRING(b->ids)))) {
+    Py_DECREF(b);
+    return NULL;
+  }
+  b->known = Py_NewRef(self->known ? self->known : Py_None);
   Py_INCREF(body);
   b->body = body;
   return (PyObject *)b;
@@ -215,52 +333,70 @@ static PyObject *read_str(const uint8_t **pp) {
   return s;
 }
 
+static PyObject *key_tuple(const uint8_t *p, uint32_t n_slots) {
+  PyObject *t = PyTuple_New(4 + n_slots);
+  if (!t) return NULL;
+  PyObject *svc = read_str(&p);
+  if (!svc) goto fail;
+  PyTuple_SET_ITEM(t, 0, svc);
+  PyObject *name = read_str(&p);
+  if (!name) goto fail;
+  PyTuple_SET_ITEM(t, 1, name);
+  int32_t kind, status;
+  memcpy(&kind, p, 4);
+  memcpy(&status, p + 4, 4);
+  p += 8;
+  PyObject *k = PyLong_FromLong(kind);
+  if (!k) goto fail;
+  PyTuple_SET_ITEM(t, 2, k);
+  PyObject *st = PyLong_FromLong(status);
+  if (!st) goto fail;
+  PyTuple_SET_ITEM(t, 3, st);
+  for (uint32_t j = 0; j < n_slots; j++) {
+    uint8_t present = *p++;
+    PyObject *v;
+    if (present) {
+      v = read_str(&p);
+      if (!v) goto fail;
+    } else {
+      v = Py_NewRef(Py_None);
+    }
+    PyTuple_SET_ITEM(t, 4 + j, v);
+  }
+  return t;
+fail:
+  Py_DECREF(t);
+  return NULL;
+}
+
+/* The batch's distinct keys as tuples equal to the reference's key tuples. */
 static PyObject *Batch_keys(BatchObject *self, void *closure) {
   (void)closure;
   if (self->keys) return Py_NewRef(self->keys);
-  sw_result *r = &self->r;
-  PyObject *list = PyList_New((Py_ssize_t)r->n_keys);
+  size_t n = self->r.n_keys;
+  PyObject *list = PyList_New((Py_ssize_t)n);
   if (!list) return NULL;
-  for (size_t i = 0; i < r->n_keys; i++) {
-    const uint8_t *p = r->keys + r->koff[i];
-    PyObject *t = PyTuple_New(4 + self->n_slots);
-    if (!t) goto fail;
-    PyList_SET_ITEM(list, (Py_ssize_t)i, t);
-    PyObject *svc = read_str(&p);
-    if (!svc) goto fail;
-    PyTuple_SET_ITEM(t, 0, svc);
-    PyObject *name = read_str(&p);
-    if (!name) goto fail;
-    PyTuple_SET_ITEM(t, 1, name);
-    int32_t kind, status;
-    memcpy(&kind, p, 4);
-    memcpy(&status, p + 4, 4);
-    p += 8;
-    PyObject *k = PyLong_FromLong(kind), *s = PyLong_FromLong(status);
-    if (!k || !s) {
-      Py_XDECREF(k);
-      Py_XDECREF(s);
-      goto fail;
+  const int64_t *ids = (const int64_t *)PyBytes_AS_STRING(self->ids);
+  for (size_t i = 0; i < n; i++) {
+    PyObject *t = PyList_GetItem(self->known, (Py_ssize_t)ids[i]);
+    if (!t) {
+      Py_DECREF(list);
+      return NULL;
     }
-    PyTuple_SET_ITEM(t, 2, k);
-    PyTuple_SET_ITEM(t, 3, s);
-    for (uint32_t j = 0; j < self->n_slots; j++) {
-      uint8_t present = *p++;
-      PyObject *v;
-      if (present) {
-        v = read_str(&p);
-        if (!v) goto fail;
-      } else {
-        v = Py_NewRef(Py_None);
-      }
-      PyTuple_SET_ITEM(t, 4 + j, v);
-    }
+    PyList_SET_ITEM(list, (Py_ssize_t)i, Py_NewRef(t));
   }
   self->keys = list;
   return Py_NewRef(list);
-fail:
-  Py_DECREF(list);
-  return NULL;
+}
+
+static PyObject *Batch_ids(BatchObject *self, void *closure) {
+  (void)closure;
+  return Py_NewRef(self->ids);
+}
+
+static PyObject *Batch_known(BatchObject *self, void *closure) {
+  (void)closure;
+  return Py_NewRef(self->known);
 }
 
 static PyObject *Batch_array(BatchObject *self, void *closure) {
@@ -299,6 +435,69 @@ done:
   return out;
 }
 
+static PyObject *Batch_time_filter(BatchObject *self, PyObject *args) {
+  long long too_old_before, future_after;
+  if (!PyArg_ParseTuple(args, "LL", &too_old_before, &future_after)) return NULL;
+  sw_result *r = &self->r;
+  PyMem_Free(self->ok);
+  self->ok = PyMem_Malloc(r->n ? r->n : 1);
+  int64_t *used = PyMem_Malloc((r->n_keys ? r->n_keys : 1) * sizeof(int64_t));
+  if (!self->ok || !used) {
+    PyMem_Free(used);
+    return PyErr_NoMemory();
+  }
+  uint64_t old, fut;
+  size_t n_used;
+  if (sw_time_filter(r, too_old_before, future_after, self->ok, &old, &fut, used, &n_used)) {
+    PyMem_Free(used);
+    return PyErr_NoMemory();
+  }
+  PyObject *ub = PyBytes_FromStringAndSize((const char *)used, (Py_ssize_t)(n_used * sizeof(int64_t)));
+  PyMem_Free(used);
+  if (!ub) return NULL;
+  return Py_BuildValue("KKN", (unsigned long long)old, (unsigned long long)fut, ub);
+}
+
+static PyObject *bytes_of(const void *p, size_t n) {
+  return PyBytes_FromStringAndSize(n ? (const char *)p : "", (Py_ssize_t)n);
+}
+
+static PyObject *Batch_reduce(BatchObject *self, PyObject *args) {
+  Py_buffer locals;
+  long long slot_ns, counts_len, highest_us;
+  if (!PyArg_ParseTuple(args, "y*LLL", &locals, &slot_ns, &counts_len, &highest_us)) return NULL;
+  if (!self->ok || (size_t)locals.len != self->r.n_keys * sizeof(int64_t) || slot_ns <= 0 || counts_len <= 0) {
+    PyBuffer_Release(&locals);
+    PyErr_SetString(PyExc_ValueError, "reduce needs time_filter first and one int64 local id per key");
+    return NULL;
+  }
+  sw_reduced red;
+  int rc = sw_reduce(&self->r, self->ok, (const int64_t *)locals.buf, slot_ns, counts_len, highest_us, &red);
+  PyBuffer_Release(&locals);
+  if (rc) {
+    PyErr_SetString(PyExc_ValueError, "reduce failed (out of memory, or a used key without a series)");
+    return NULL;
+  }
+  PyObject *slots = PyList_New((Py_ssize_t)red.n_slots);
+  if (!slots) goto fail;
+  for (size_t i = 0; i < red.n_slots; i++) {
+    sw_slot *sl = &red.slots[i];
+    PyObject *t = Py_BuildValue("LNNNNNN", (long long)sl->start, bytes_of(sl->keys, sl->n * 8),
+                                bytes_of(sl->counts, sl->n * 8), bytes_of(sl->sid, sl->n_stats * 8),
+                                bytes_of(sl->sum, sl->n_stats * 8), bytes_of(sl->min, sl->n_stats * 8),
+                                bytes_of(sl->max, sl->n_stats * 8));
+    if (!t) goto fail;
+    PyList_SET_ITEM(slots, (Py_ssize_t)i, t);
+  }
+  PyObject *out = Py_BuildValue("KKN", (unsigned long long)red.clamped, (unsigned long long)red.accepted, slots);
+  sw_reduced_free(&red);
+  return out;
+fail:
+  Py_XDECREF(slots);
+  sw_reduced_free(&red);
+  return NULL;
+}
+
 #define U64(field)                                                   \
   static PyObject *Batch_##field(BatchObject *self, void *closure) { \
     (void)closure;                                                   \
@@ -327,6 +526,9 @@ static PyGetSetDef Batch_getset[] = {
     {"n_resources", (getter)Batch_n_res, NULL, "resource_spans in the request", NULL},
     {"fallback", (getter)Batch_fallback, NULL, "a label needs the reference path", NULL},
     {"keys", (getter)Batch_keys, NULL, "distinct series keys, as the reference's tuples", NULL},
+    {"key_ids", (getter)Batch_ids, NULL, "plan-wide id of each key, int64 bytes (indexes known)", NULL},
+    {"known", (getter)Batch_known, NULL, "the plan's key tuples by id (a new list when the plan starts again)",
+     NULL},
     {"which", (getter)Batch_array, NULL, "int64 key index per accepted span", (void *)0},
     {"ends", (getter)Batch_array, NULL, "int64 end time (ns) per accepted span", (void *)1},
     {"durs", (getter)Batch_array, NULL, "float64 duration (s) per accepted span", (void *)2},
@@ -335,6 +537,11 @@ static PyGetSetDef Batch_getset[] = {
 static PyMethodDef Batch_methods[] = {
     {"resources", (PyCFunction)Batch_resources, METH_NOARGS,
      "Each resource_spans' Resource, serialized (b'' when absent)."},
+    {"time_filter", (PyCFunction)Batch_time_filter, METH_VARARGS,
+     "time_filter(too_old_before_ns, future_after_ns) -> (too_old, in_future, used key indexes as int64 bytes)"},
+    {"reduce", (PyCFunction)Batch_reduce, METH_VARARGS,
+     "reduce(locals int64 bytes, slot_ns, counts_len, highest_us) -> (clamped, accepted, "
+     "[(start, keys, counts, sid, sum, min, max)])"},
     {NULL}};
 
 static PyTypeObject BatchType = {

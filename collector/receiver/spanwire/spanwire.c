@@ -925,11 +925,317 @@ static int build_keys(walk_t *w) {
   }
 out:
   if (rc == -2) { r->fallback = 1; rc = 0; }
+  if (rc == 0) {
+    r->khash = hashes;  /* the binding finds the plan-wide key ids with them */
+    hashes = NULL;
+  }
   free(hashes);
   free(slots);
   free(key.p);
   free(rt.p);
   free(roff);
+  return rc;
+}
+
+/* ---- bucketing ------------------------------------------------------------------ */
+
+#include <math.h>
+
+int sw_time_filter(const sw_result *r, int64_t too_old_before, int64_t future_after, uint8_t *ok,
+                   uint64_t *too_old, uint64_t *future, int64_t *used, size_t *n_used) {
+  uint8_t *seen = calloc(r->n_keys ? r->n_keys : 1, 1);
+  if (!seen) return -1;
+  uint64_t o = 0, f = 0;
+  for (size_t i = 0; i < r->n; i++) {
+    int64_t e = r->ends[i];
+    int old = e < too_old_before, fut = e > future_after;
+    o += old;
+    f += fut;
+    ok[i] = !(old | fut);
+    if (ok[i]) seen[r->which[i]] = 1;
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < r->n_keys; i++)
+    if (seen[i]) used[k++] = (int64_t)i;
+  free(seen);
+  *too_old = o;
+  *future = f;
+  *n_used = k;
+  return 0;
+}
+
+/* The HDR counts index of integer microseconds, as hdr.index_of_units. */
+static int64_t hdr_index(int64_t us) {
+  uint64_t v = (uint64_t)us | 255u;
+  int bits = 64 - __builtin_clzll(v);
+  int bucket = bits - 8;
+  int64_t sub = us >> bucket;
+  return (((int64_t)bucket + 1) << 7) + (sub - 128);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Sorts n pairs (k, v) by k >= 0 (distinct or not; stable): LSD radix, 11 bits a pass. */
+static int sort_pairs(int64_t *pairs, size_t n) {
+  if (n < 2) return 0;
+  int64_t maxk = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (pairs[2 * i] < 0) {
+      qsort(pairs, n, 2 * sizeof(int64_t), cmp_i64);
+      return 0;
+    }
+    if (pairs[2 * i] > maxk) maxk = pairs[2 * i];
+  }
+  int64_t *tmp = malloc(n * 2 * sizeof(int64_t));
+  if (!tmp) return -1;
+  int64_t *src = pairs, *dst = tmp;
+  for (int shift = 0; shift < 64 && (maxk >> shift); shift += 11) {
+    size_t cnt[2049] = {0};
+    for (size_t i = 0; i < n; i++) cnt[((uint64_t)src[2 * i] >> shift & 2047) + 1]++;
+    for (size_t b = 1; b < 2049; b++) cnt[b] += cnt[b - 1];
+    for (size_t i = 0; i < n; i++) {
+      size_t at = cnt[(uint64_t)src[2 * i] >> shift & 2047]++;
+      dst[2 * at] = src[2 * i];
+      dst[2 * at + 1] = src[2 * i + 1];
+    }
+    int64_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != pairs) memcpy(pairs, src, n * 2 * sizeof(int64_t));
+  free(tmp);
+  return 0;
+}
+
+void sw_reduced_free(sw_reduced *out) {
+  for (size_t i = 0; i < out->n_slots; i++) {
+    sw_slot *s = &out->slots[i];
+    free(s->keys);
+    free(s->counts);
+    free(s->sid);
+    free(s->sum);
+    free(s->min);
+    free(s->max);
+  }
+  free(out->slots);
+  memset(out, 0, sizeof *out);
+}
+
+/* open-addressing map int64 -> position, for one slot */
+typedef struct {
+  int64_t *k;
+  int64_t *v;
+  size_t cap, n;
+} i64map;
+
+static int map_init(i64map *m, size_t want) {
+  size_t cap = 16;
+  while (cap < 2 * want) cap *= 2;
+  m->k = malloc(cap * sizeof(int64_t));
+  m->v = malloc(cap * sizeof(int64_t));
+  if (!m->k || !m->v) return -1;
+  for (size_t i = 0; i < cap; i++) m->v[i] = -1;
+  m->cap = cap;
+  m->n = 0;
+  return 0;
+}
+
+static void map_free(i64map *m) {
+  free(m->k);
+  free(m->v);
+}
+
+/* position of key, inserting next_pos when absent (*added = 1) */
+static int64_t map_get(i64map *m, int64_t key, int64_t next_pos, int *added) {
+  uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
+  size_t mask = m->cap - 1, i = (size_t)(h >> 20) & mask;
+  while (m->v[i] >= 0) {
+    if (m->k[i] == key) {
+      *added = 0;
+      return m->v[i];
+    }
+    i = (i + 1) & mask;
+  }
+  m->k[i] = key;
+  m->v[i] = next_pos;
+  m->n++;
+  *added = 1;
+  return next_pos;
+}
+
+int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int64_t slot_ns, int64_t counts_len,
+              int64_t highest_us, sw_reduced *out) {
+  memset(out, 0, sizeof *out);
+  if (slot_ns <= 0) return -1;
+  size_t n = r->n;
+  int64_t *start = malloc((n ? n : 1) * sizeof(int64_t));
+  int64_t *key = malloc((n ? n : 1) * sizeof(int64_t));
+  int64_t *starts = NULL;
+  size_t n_starts = 0, cap_starts = 0;
+  int rc = -1;
+  if (!start || !key) goto done;
+  /* per span: its slot, its (series, bucket) key; the distinct slots */
+  for (size_t i = 0; i < n; i++) {
+    if (!ok[i]) continue;
+    int64_t e = r->ends[i];
+    start[i] = (e / slot_ns) * slot_ns; /* e >= 0 */
+    double us_f = rint(r->durs[i] * 1e6);
+    int64_t us;
+    if (us_f < 0) {
+      us = 0;
+      out->clamped++;
+    } else if (!(us_f <= (double)highest_us)) {
+      us = highest_us;
+      out->clamped++;
+    } else {
+      us = (int64_t)us_f;
+    }
+    int64_t local = locals[r->which[i]];
+    if (local < 0) goto done; /* a used key without a series: the caller's mistake */
+    key[i] = local * counts_len + hdr_index(us);
+    out->accepted++;
+    size_t j = 0;
+    while (j < n_starts && starts[j] != start[i]) j++;
+    if (j == n_starts) {
+      if (grow((void **)&starts, &cap_starts, n_starts + 1, sizeof(int64_t))) goto done;
+      starts[n_starts++] = start[i];
+    }
+  }
+  qsort(starts, n_starts, sizeof(int64_t), cmp_i64);
+  out->slots = calloc(n_starts ? n_starts : 1, sizeof(sw_slot));
+  if (!out->slots) goto done;
+  out->n_slots = n_starts;
+  for (size_t si = 0; si < n_starts; si++) {
+    sw_slot *sl = &out->slots[si];
+    sl->start = starts[si];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) m += ok[i] && start[i] == sl->start;
+    i64map km, sm;
+    if (map_init(&km, m)) goto done;
+    if (map_init(&sm, m < 64 ? m : 64)) {
+      map_free(&km);
+      goto done;
+    }
+    int64_t *ukeys = malloc(m * sizeof(int64_t) + 1), *ucnt = calloc(m + 1, sizeof(int64_t));
+    size_t scap = 16;
+    int64_t *usid = malloc(scap * sizeof(int64_t));
+    double *ssum = malloc(scap * sizeof(double)), *smin = malloc(scap * sizeof(double)),
+           *smax = malloc(scap * sizeof(double));
+    int bad = !ukeys || !ucnt || !usid || !ssum || !smin || !smax;
+    size_t nk = 0, ns = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+      if (!ok[i] || start[i] != sl->start) continue;
+      int added;
+      int64_t pos = map_get(&km, key[i], (int64_t)nk, &added);
+      if (added) ukeys[nk++] = key[i];
+      ucnt[pos]++;
+      int64_t local = key[i] / counts_len;
+      if (2 * (sm.n + 1) > sm.cap) { /* grow the series map */
+        i64map bigger;
+        if (map_init(&bigger, sm.cap)) {
+          bad = 1;
+          break;
+        }
+        for (size_t q = 0; q < sm.cap; q++)
+          if (sm.v[q] >= 0) {
+            int a2;
+            map_get(&bigger, sm.k[q], sm.v[q], &a2);
+          }
+        map_free(&sm);
+        sm = bigger;
+      }
+      int64_t sp = map_get(&sm, local, (int64_t)ns, &added);
+      double sec = r->durs[i];
+      if (added) {
+        if (ns == scap) {
+          scap *= 2;
+          int64_t *a = realloc(usid, scap * sizeof(int64_t));
+          if (a) usid = a;
+          double *b1 = realloc(ssum, scap * sizeof(double));
+          if (b1) ssum = b1;
+          double *b2 = realloc(smin, scap * sizeof(double));
+          if (b2) smin = b2;
+          double *b3 = realloc(smax, scap * sizeof(double));
+          if (b3) smax = b3;
+          if (!a || !b1 || !b2 || !b3) {
+            bad = 1;
+            break;
+          }
+        }
+        usid[ns] = local;
+        ssum[ns] = 0.0;
+        smin[ns] = INFINITY;
+        smax[ns] = -INFINITY;
+        ns++;
+      }
+      ssum[sp] += sec;
+      if (sec < smin[sp]) smin[sp] = sec;
+      if (sec > smax[sp]) smax[sp] = sec;
+    }
+    map_free(&km);
+    map_free(&sm);
+    if (bad) {
+      free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
+      goto done;
+    }
+    /* (series, bucket) keys ascending with their counts: sort positions by key */
+    sl->keys = malloc((nk ? nk : 1) * sizeof(int64_t));
+    sl->counts = malloc((nk ? nk : 1) * sizeof(int64_t));
+    int64_t *order = malloc((nk ? nk : 1) * sizeof(int64_t) * 2);
+    if (!sl->keys || !sl->counts || !order) {
+      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
+      goto done;
+    }
+    /* pairs (key, count) sorted by key: keys are distinct */
+    for (size_t q = 0; q < nk; q++) {
+      order[2 * q] = ukeys[q];
+      order[2 * q + 1] = ucnt[q];
+    }
+    if (sort_pairs(order, nk)) {
+      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
+      goto done;
+    }
+    for (size_t q = 0; q < nk; q++) {
+      sl->keys[q] = order[2 * q];
+      sl->counts[q] = order[2 * q + 1];
+    }
+    sl->n = nk;
+    /* series ascending with their stats */
+    for (size_t q = 0; q < ns; q++) {
+      order[2 * q] = usid[q];
+      order[2 * q + 1] = (int64_t)q;
+    }
+    if (sort_pairs(order, ns)) {
+      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
+      goto done;
+    }
+    sl->sid = malloc((ns ? ns : 1) * sizeof(int64_t));
+    sl->sum = malloc((ns ? ns : 1) * sizeof(double));
+    sl->min = malloc((ns ? ns : 1) * sizeof(double));
+    sl->max = malloc((ns ? ns : 1) * sizeof(double));
+    if (!sl->sid || !sl->sum || !sl->min || !sl->max) {
+      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
+      goto done;
+    }
+    for (size_t q = 0; q < ns; q++) {
+      size_t from = (size_t)order[2 * q + 1];
+      sl->sid[q] = usid[from];
+      sl->sum[q] = ssum[from];
+      sl->min[q] = smin[from];
+      sl->max[q] = smax[from];
+    }
+    sl->n_stats = ns;
+    free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
+  }
+  rc = 0;
+done:
+  free(start);
+  free(key);
+  free(starts);
+  if (rc) sw_reduced_free(out);
   return rc;
 }
 
@@ -944,6 +1250,7 @@ void sw_result_free(sw_result *r) {
   free(r->keys);
   free(r->koff);
   free(r->ranges);
+  free(r->khash);
   memset(r, 0, sizeof *r);
 }
 

@@ -99,6 +99,7 @@ typedef struct {
   size_t keys_len, keys_cap;
   size_t *koff;
   size_t koff_cap;
+  uint64_t *khash;         /* hash of each key */
   /* resources: how many resource_spans, and where their `resource` fields are */
   uint32_t n_res;
   sw_range *ranges;
@@ -114,6 +115,34 @@ int sw_parse(const sw_plan *plan, const uint8_t *buf, size_t len, sw_result *r);
 /* The layout of one encoded key, for the binding:
  *   u32 service_len, service, u32 name_len, name, i32 kind, i32 status,
  *   n_slots x (u8 present, [u32 len, text]) */
+
+/* ---- bucketing: the aggregator's record_durations for an accepted batch ----
+ * HDR layout of collector/aggregate/hdr.py: integer microseconds, 2 significant
+ * digits (sub-bucket half magnitude 7), values clamped to [0, highest_us]. */
+typedef struct {
+  int64_t start;            /* slot start, ns */
+  size_t n;                 /* (series, bucket) pairs */
+  int64_t *keys, *counts;   /* keys = local * counts_len + index, ascending */
+  size_t n_stats;           /* series */
+  int64_t *sid;             /* local series ids, ascending */
+  double *sum, *min, *max;  /* seconds; sums in the order the spans came */
+} sw_slot;
+
+typedef struct {
+  uint64_t clamped, accepted;
+  size_t n_slots;
+  sw_slot *slots;           /* ascending start */
+} sw_reduced;
+
+/* Marks the spans whose end is within [too_old_before, future_after] (ok, a
+ * byte per span), counts the others, and lists the keys still used. */
+int sw_time_filter(const sw_result *r, int64_t too_old_before, int64_t future_after, uint8_t *ok,
+                   uint64_t *too_old, uint64_t *future, int64_t *used, size_t *n_used);
+
+/* Buckets the ok spans by slot and series (locals[key], -1 for unused keys). */
+int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int64_t slot_ns, int64_t counts_len,
+              int64_t highest_us, sw_reduced *out);
+void sw_reduced_free(sw_reduced *out);
 
 /* Checks the schema once: -1 with a reason when the walker cannot use it. */
 int sw_plan_check(const sw_plan *plan, const char **why);
