@@ -13,6 +13,11 @@ CC="$CC" CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -f
   "$PY" setup.py -q build_ext --build-lib "$out/lib" --build-temp "$out/tmp" >"$out/build.log" 2>&1 \
   || { cat "$out/build.log"; echo "asan: the sanitizer build failed"; exit 1; }
 so=$(ls "$out"/lib/collector/receiver/_spanwire*.so)
+# the C core alone (no interpreter), over the corpus: fuzz/spanwire_fuzzer.c built as a replay driver
+"$PY" fuzz/dump_schema.py >"$out/schema.bin"
+"$CC" -DREPLAY_MAIN -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
+  fuzz/spanwire_fuzzer.c collector/receiver/spanwire/spanwire.c -lm -o "$out/spanwire_replay"
+SPANWIRE_SCHEMA="$out/schema.bin" ASAN_OPTIONS=detect_leaks=1 "$out/spanwire_replay" fuzz/corpus/spans/*
 echo "asan: differential tests and the fuzz corpus against $so"
 TOCSIN_SPANWIRE_PATH="$so" \
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

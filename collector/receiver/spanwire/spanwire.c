@@ -1104,7 +1104,7 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
       starts[n_starts++] = start[i];
     }
   }
-  qsort(starts, n_starts, sizeof(int64_t), cmp_i64);
+  if (n_starts > 1) qsort(starts, n_starts, sizeof(int64_t), cmp_i64);
   out->slots = calloc(n_starts ? n_starts : 1, sizeof(sw_slot));
   if (!out->slots) goto done;
   out->n_slots = n_starts;
