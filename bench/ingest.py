@@ -145,6 +145,39 @@ def compiled_parse_only(body: bytes, seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def inprocess_breakdown(body: bytes, n_spans: int, repeat: int = 7) -> list[dict]:
+    """µs per request in this process, medians: where a request's CPU goes before HTTP and the WAL."""
+    from collector.aggregate.aggregator import Aggregator, AggregatorSettings
+    from collector.model import SeriesCatalog
+    from collector.receiver import fastspans
+    from collector.receiver.ingest import Ingest
+    from collector.receiver.settings import ReceiverSettings
+    from collector.selfmetrics import SelfMetrics
+
+    def per_request(fn, n):
+        xs = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn()
+            xs.append((time.perf_counter() - t0) / n * 1e6)
+        return statistics.median(xs)
+
+    ing = Ingest(Aggregator(SeriesCatalog(), AggregatorSettings(lateness_seconds=600)), ReceiverSettings(),
+                 SelfMetrics())
+    ref = Ingest(Aggregator(SeriesCatalog(), AggregatorSettings(lateness_seconds=600)),
+                 ReceiverSettings(compiled=False), SelfMetrics())
+    rows = [("protobuf FromString (upb)", per_request(lambda: ExportTraceServiceRequest.FromString(body), 20))]
+    if ing.span_plan is not None:
+        plan = ing.span_plan
+        rows.append(("compiled: decode + validate + series keys", per_request(lambda: plan.parse(body), 20)))
+        rows.append(("compiled: ... + bucketing + aggregator (Ingest.handle)",
+                     per_request(lambda: ing.handle("traces", fastspans.DecodedTraces(plan.parse(body), body)), 20)))
+    rows.append(("reference: FromString + Python loop + numpy aggregator (Ingest.handle)",
+                 per_request(lambda: ref.handle("traces", ExportTraceServiceRequest.FromString(body)), 2)))
+    return [{"step": k, "us_per_request": v, "us_per_span": v / n_spans} for k, v in rows]
+
+
 def _cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     with open(f"/proc/{pid}/stat") as f:
@@ -222,6 +255,9 @@ def run(seconds: float, concurrency: int, n_spans: int = 1000, processes: int = 
     if "compiled" in paths:
         results.append({"case": "decode only: compiled walker (this process)",
                         "spans_per_s": statistics.median(compiled_parse_only(body, 1.0) for _ in range(3))})
+    for row in inprocess_breakdown(body, n_spans):
+        print(f"in process: {row['step']:72} {row['us_per_request']:8.0f} µs/request "
+              f"{row['us_per_span']:6.3f} µs/span", file=sys.stderr)
     for wal in wals:
         with tempfile.TemporaryDirectory() as d:
             if processes > 1 or unpinned:

@@ -1024,70 +1024,70 @@ void sw_reduced_free(sw_reduced *out) {
   memset(out, 0, sizeof *out);
 }
 
-/* open-addressing map int64 -> position, for one slot */
-typedef struct {
-  int64_t *k;
-  int64_t *v;
-  size_t cap, n;
-} i64map;
-
-static int map_init(i64map *m, size_t want) {
-  size_t cap = 16;
-  while (cap < 2 * want) cap *= 2;
-  m->k = malloc(cap * sizeof(int64_t));
-  m->v = malloc(cap * sizeof(int64_t));
-  if (!m->k || !m->v) return -1;
-  for (size_t i = 0; i < cap; i++) m->v[i] = -1;
-  m->cap = cap;
-  m->n = 0;
-  return 0;
+/* rint() for 0 <= x (round half to even, the default rounding mode), without a libm call. */
+static double rint_pos(double x) {
+  const double two52 = 4503599627370496.0;
+  return x < two52 ? (x + two52) - two52 : x;
 }
 
-static void map_free(i64map *m) {
-  free(m->k);
-  free(m->v);
-}
-
-/* position of key, inserting next_pos when absent (*added = 1) */
-static int64_t map_get(i64map *m, int64_t key, int64_t next_pos, int *added) {
-  uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ULL;
-  size_t mask = m->cap - 1, i = (size_t)(h >> 20) & mask;
-  while (m->v[i] >= 0) {
-    if (m->k[i] == key) {
-      *added = 0;
-      return m->v[i];
-    }
-    i = (i + 1) & mask;
+/* Sorts int64 values >= 0: LSD radix, 11 bits a pass. */
+static int sort_i64(int64_t *v, size_t n) {
+  if (n < 2) return 0;
+  int64_t maxk = 0;
+  for (size_t i = 0; i < n; i++) maxk |= v[i];
+  int64_t *tmp = malloc(n * sizeof(int64_t));
+  if (!tmp) return -1;
+  int64_t *src = v, *dst = tmp;
+  for (int shift = 0; shift < 64 && (maxk >> shift); shift += 11) {
+    size_t cnt[2049] = {0};
+    for (size_t i = 0; i < n; i++) cnt[((uint64_t)src[i] >> shift & 2047) + 1]++;
+    for (size_t b = 1; b < 2049; b++) cnt[b] += cnt[b - 1];
+    for (size_t i = 0; i < n; i++) dst[cnt[(uint64_t)src[i] >> shift & 2047]++] = src[i];
+    int64_t *t = src;
+    src = dst;
+    dst = t;
   }
-  m->k[i] = key;
-  m->v[i] = next_pos;
-  m->n++;
-  *added = 1;
-  return next_pos;
+  if (src != v) memcpy(v, src, n * sizeof(int64_t));
+  free(tmp);
+  return 0;
 }
 
 int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int64_t slot_ns, int64_t counts_len,
               int64_t highest_us, sw_reduced *out) {
   memset(out, 0, sizeof *out);
-  if (slot_ns <= 0) return -1;
-  size_t n = r->n;
+  if (slot_ns <= 0 || counts_len <= 0) return -1;
+  size_t n = r->n, nk = r->n_keys;
   int64_t *start = malloc((n ? n : 1) * sizeof(int64_t));
   int64_t *key = malloc((n ? n : 1) * sizeof(int64_t));
+  int64_t *buf = malloc((n ? n : 1) * sizeof(int64_t));
+  int64_t *pos_by_key = malloc((nk ? nk : 1) * sizeof(int64_t));
   int64_t *starts = NULL;
   size_t n_starts = 0, cap_starts = 0;
   int rc = -1;
-  if (!start || !key) goto done;
-  /* per span: its slot, its (series, bucket) key; the distinct slots */
+  if (!start || !key || !buf || !pos_by_key) goto done;
+  for (size_t k = 0; k < nk; k++)
+    if (locals[k] > INT64_MAX / counts_len - 1) goto done;
+  /* per span: its slot and its (series, bucket) key; the distinct slots */
+  int64_t last_lo = 1, last_hi = 0; /* the slot of the previous span: [lo, hi) */
   for (size_t i = 0; i < n; i++) {
     if (!ok[i]) continue;
-    int64_t e = r->ends[i];
-    start[i] = (e / slot_ns) * slot_ns; /* e >= 0 */
-    double us_f = rint(r->durs[i] * 1e6);
+    int64_t e = r->ends[i]; /* >= 0 */
+    if (e >= last_lo && e < last_hi) {
+      start[i] = last_lo;
+    } else {
+      start[i] = (e / slot_ns) * slot_ns;
+      last_lo = start[i];
+      last_hi = start[i] > INT64_MAX - slot_ns ? INT64_MAX : start[i] + slot_ns;
+      size_t j = 0;
+      while (j < n_starts && starts[j] != start[i]) j++;
+      if (j == n_starts) {
+        if (grow((void **)&starts, &cap_starts, n_starts + 1, sizeof(int64_t))) goto done;
+        starts[n_starts++] = start[i];
+      }
+    }
+    double us_f = rint_pos(r->durs[i] * 1e6); /* durations are >= 0 */
     int64_t us;
-    if (us_f < 0) {
-      us = 0;
-      out->clamped++;
-    } else if (!(us_f <= (double)highest_us)) {
+    if (!(us_f <= (double)highest_us)) {
       us = highest_us;
       out->clamped++;
     } else {
@@ -1097,12 +1097,6 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
     if (local < 0) goto done; /* a used key without a series: the caller's mistake */
     key[i] = local * counts_len + hdr_index(us);
     out->accepted++;
-    size_t j = 0;
-    while (j < n_starts && starts[j] != start[i]) j++;
-    if (j == n_starts) {
-      if (grow((void **)&starts, &cap_starts, n_starts + 1, sizeof(int64_t))) goto done;
-      starts[n_starts++] = start[i];
-    }
   }
   if (n_starts > 1) qsort(starts, n_starts, sizeof(int64_t), cmp_i64);
   out->slots = calloc(n_starts ? n_starts : 1, sizeof(sw_slot));
@@ -1111,129 +1105,108 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
   for (size_t si = 0; si < n_starts; si++) {
     sw_slot *sl = &out->slots[si];
     sl->start = starts[si];
+    /* (series, bucket) keys of this slot, sorted, then counted */
     size_t m = 0;
-    for (size_t i = 0; i < n; i++) m += ok[i] && start[i] == sl->start;
-    i64map km, sm;
-    if (map_init(&km, m)) goto done;
-    if (map_init(&sm, m < 64 ? m : 64)) {
-      map_free(&km);
-      goto done;
+    for (size_t i = 0; i < n; i++)
+      if (ok[i] && start[i] == sl->start) buf[m++] = key[i];
+    if (sort_i64(buf, m)) goto done;
+    size_t u = 0;
+    for (size_t i = 0; i < m; i++) u += i == 0 || buf[i] != buf[i - 1];
+    sl->keys = malloc((u ? u : 1) * sizeof(int64_t));
+    sl->counts = malloc((u ? u : 1) * sizeof(int64_t));
+    if (!sl->keys || !sl->counts) goto done;
+    size_t q = 0;
+    for (size_t i = 0; i < m; i++) {
+      if (i == 0 || buf[i] != buf[i - 1]) {
+        sl->keys[q] = buf[i];
+        sl->counts[q++] = 0;
+      }
+      sl->counts[q - 1]++;
     }
-    int64_t *ukeys = malloc(m * sizeof(int64_t) + 1), *ucnt = calloc(m + 1, sizeof(int64_t));
-    size_t scap = 16;
+    sl->n = u;
+    /* per series: sum (in span order), min, max; keys sharing a series share its stats */
+    for (size_t k = 0; k < nk; k++) pos_by_key[k] = -1;
+    size_t ns = 0, scap = 16;
     int64_t *usid = malloc(scap * sizeof(int64_t));
     double *ssum = malloc(scap * sizeof(double)), *smin = malloc(scap * sizeof(double)),
            *smax = malloc(scap * sizeof(double));
-    int bad = !ukeys || !ucnt || !usid || !ssum || !smin || !smax;
-    size_t nk = 0, ns = 0;
+    int64_t *order = NULL;
+    int bad = !usid || !ssum || !smin || !smax;
     for (size_t i = 0; i < n && !bad; i++) {
       if (!ok[i] || start[i] != sl->start) continue;
-      int added;
-      int64_t pos = map_get(&km, key[i], (int64_t)nk, &added);
-      if (added) ukeys[nk++] = key[i];
-      ucnt[pos]++;
-      int64_t local = key[i] / counts_len;
-      if (2 * (sm.n + 1) > sm.cap) { /* grow the series map */
-        i64map bigger;
-        if (map_init(&bigger, sm.cap)) {
-          bad = 1;
-          break;
-        }
-        for (size_t q = 0; q < sm.cap; q++)
-          if (sm.v[q] >= 0) {
-            int a2;
-            map_get(&bigger, sm.k[q], sm.v[q], &a2);
-          }
-        map_free(&sm);
-        sm = bigger;
-      }
-      int64_t sp = map_get(&sm, local, (int64_t)ns, &added);
-      double sec = r->durs[i];
-      if (added) {
-        if (ns == scap) {
-          scap *= 2;
-          int64_t *a = realloc(usid, scap * sizeof(int64_t));
-          if (a) usid = a;
-          double *b1 = realloc(ssum, scap * sizeof(double));
-          if (b1) ssum = b1;
-          double *b2 = realloc(smin, scap * sizeof(double));
-          if (b2) smin = b2;
-          double *b3 = realloc(smax, scap * sizeof(double));
-          if (b3) smax = b3;
-          if (!a || !b1 || !b2 || !b3) {
-            bad = 1;
+      int64_t kk = r->which[i];
+      int64_t sp = pos_by_key[kk];
+      if (sp < 0) {
+        int64_t local = locals[kk];
+        for (size_t j = 0; j < ns; j++)
+          if (usid[j] == local) {
+            sp = (int64_t)j;
             break;
           }
+        if (sp < 0) {
+          if (ns == scap) {
+            scap *= 2;
+            int64_t *a = realloc(usid, scap * sizeof(int64_t));
+            if (a) usid = a;
+            double *b1 = realloc(ssum, scap * sizeof(double));
+            if (b1) ssum = b1;
+            double *b2 = realloc(smin, scap * sizeof(double));
+            if (b2) smin = b2;
+            double *b3 = realloc(smax, scap * sizeof(double));
+            if (b3) smax = b3;
+            if (!a || !b1 || !b2 || !b3) {
+              bad = 1;
+              break;
+            }
+          }
+          usid[ns] = local;
+          ssum[ns] = 0.0;
+          smin[ns] = INFINITY;
+          smax[ns] = -INFINITY;
+          sp = (int64_t)ns++;
         }
-        usid[ns] = local;
-        ssum[ns] = 0.0;
-        smin[ns] = INFINITY;
-        smax[ns] = -INFINITY;
-        ns++;
+        pos_by_key[kk] = sp;
       }
+      double sec = r->durs[i];
       ssum[sp] += sec;
       if (sec < smin[sp]) smin[sp] = sec;
       if (sec > smax[sp]) smax[sp] = sec;
     }
-    map_free(&km);
-    map_free(&sm);
-    if (bad) {
-      free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
-      goto done;
+    if (!bad) {
+      /* series ascending */
+      order = malloc((ns ? ns : 1) * 2 * sizeof(int64_t));
+      sl->sid = malloc((ns ? ns : 1) * sizeof(int64_t));
+      sl->sum = malloc((ns ? ns : 1) * sizeof(double));
+      sl->min = malloc((ns ? ns : 1) * sizeof(double));
+      sl->max = malloc((ns ? ns : 1) * sizeof(double));
+      bad = !order || !sl->sid || !sl->sum || !sl->min || !sl->max;
     }
-    /* (series, bucket) keys ascending with their counts: sort positions by key */
-    sl->keys = malloc((nk ? nk : 1) * sizeof(int64_t));
-    sl->counts = malloc((nk ? nk : 1) * sizeof(int64_t));
-    int64_t *order = malloc((nk ? nk : 1) * sizeof(int64_t) * 2);
-    if (!sl->keys || !sl->counts || !order) {
-      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
-      goto done;
+    if (!bad) {
+      for (size_t j = 0; j < ns; j++) {
+        order[2 * j] = usid[j];
+        order[2 * j + 1] = (int64_t)j;
+      }
+      bad = sort_pairs(order, ns) != 0;
     }
-    /* pairs (key, count) sorted by key: keys are distinct */
-    for (size_t q = 0; q < nk; q++) {
-      order[2 * q] = ukeys[q];
-      order[2 * q + 1] = ucnt[q];
+    if (!bad) {
+      for (size_t j = 0; j < ns; j++) {
+        size_t from = (size_t)order[2 * j + 1];
+        sl->sid[j] = usid[from];
+        sl->sum[j] = ssum[from];
+        sl->min[j] = smin[from];
+        sl->max[j] = smax[from];
+      }
+      sl->n_stats = ns;
     }
-    if (sort_pairs(order, nk)) {
-      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
-      goto done;
-    }
-    for (size_t q = 0; q < nk; q++) {
-      sl->keys[q] = order[2 * q];
-      sl->counts[q] = order[2 * q + 1];
-    }
-    sl->n = nk;
-    /* series ascending with their stats */
-    for (size_t q = 0; q < ns; q++) {
-      order[2 * q] = usid[q];
-      order[2 * q + 1] = (int64_t)q;
-    }
-    if (sort_pairs(order, ns)) {
-      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
-      goto done;
-    }
-    sl->sid = malloc((ns ? ns : 1) * sizeof(int64_t));
-    sl->sum = malloc((ns ? ns : 1) * sizeof(double));
-    sl->min = malloc((ns ? ns : 1) * sizeof(double));
-    sl->max = malloc((ns ? ns : 1) * sizeof(double));
-    if (!sl->sid || !sl->sum || !sl->min || !sl->max) {
-      free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
-      goto done;
-    }
-    for (size_t q = 0; q < ns; q++) {
-      size_t from = (size_t)order[2 * q + 1];
-      sl->sid[q] = usid[from];
-      sl->sum[q] = ssum[from];
-      sl->min[q] = smin[from];
-      sl->max[q] = smax[from];
-    }
-    sl->n_stats = ns;
-    free(order), free(ukeys), free(ucnt), free(usid), free(ssum), free(smin), free(smax);
+    free(order), free(usid), free(ssum), free(smin), free(smax);
+    if (bad) goto done;
   }
   rc = 0;
 done:
   free(start);
   free(key);
+  free(buf);
+  free(pos_by_key);
   free(starts);
   if (rc) sw_reduced_free(out);
   return rc;
