@@ -229,6 +229,16 @@ def _nested(levels: int) -> bytes:
 
 for n in (45, 46, 47, 48):   # 100 nested messages below the top is the limit on both paths
     WIRE_CASES[f"nested {6 + 2 * n} levels"] = _nested(n)
+# inside an unknown group upb skips field number 0 like any other field (found by fuzz/fuzz_spans.py)
+_G, _E = varint(20 << 3 | 3), varint(20 << 3 | 4)
+for _name, _inner in {"0 0": b"\x00\x00", "0 1": b"\x00\x01", "0 then the end tag": b"\x00",
+                      "0 then a field": b"\x00\x08\x01", "0 length-delimited": b"\x02\x01x",
+                      "0 fixed64": b"\x01" + bytes(8), "0 fixed32": b"\x05" + bytes(4),
+                      "group 0 inside": b"\x03\x04", "group 0 closed by 20": b"\x03",
+                      "end group 0": b"\x04", "wire type 7": b"\x0f", "6-byte tag": b"\x88\x80\x80\x80\x80\x00\x01",
+                      "string with bad UTF-8": b"\x0a\x01\xff"}.items():
+    WIRE_CASES[f"unknown group: {_name}"] = _G + _inner + _E
+    WIRE_CASES[f"unknown group in a span: {_name}"] = ld(1, ld(2, ld(2, _span_bytes() + _G + _inner + _E)))
 WIRE_CASES["100 nested groups"] = (varint(20 << 3 | 3)) * 100 + (varint(20 << 3 | 4)) * 100
 WIRE_CASES["101 nested groups"] = (varint(20 << 3 | 3)) * 101 + (varint(20 << 3 | 4)) * 101
 

@@ -301,11 +301,23 @@ typedef struct {
   size_t acc_vals_cap;
 } walk_t;
 
-static int wanted_find(const sw_wanted *w, uint32_t n, const uint8_t *key, uint32_t len) {
+static inline int eq_bytes(const uint8_t *a, const uint8_t *b, uint32_t n) {
+  for (; n >= 8; a += 8, b += 8, n -= 8) {
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y) return 0;
+  }
+  while (n--)
+    if (*a++ != *b++) return 0;
+  return 1;
+}
+
+static inline int wanted_find(const sw_wanted *w, uint32_t n, const uint8_t *key, uint32_t len) {
   if (!len) return -1; /* no wanted key is empty */
   for (uint32_t i = 0; i < n; i++)
     if (w[i].key_len == len && w[i].key[len - 1] == key[len - 1] && w[i].key[0] == key[0] &&
-        memcmp(w[i].key, key, len) == 0)
+        eq_bytes(w[i].key, key, len))
       return (int)i;
   return -1;
 }
@@ -574,7 +586,7 @@ static int walk(walk_t *w, const uint8_t *buf0, size_t len) {
 
   for (;;) {
     if (p == end) {
-      if (group) FAIL("group without its end");
+      if (msg < 0) FAIL("group without its end");
       /* a delimited message ends */
       switch (role) {
         case R_RES_KV: resource_attr(w); break;
@@ -598,7 +610,8 @@ static int walk(walk_t *w, const uint8_t *buf0, size_t len) {
       if (!q) FAIL("invalid tag");
     }
     uint32_t num = tag >> 3, wt = tag & 7;
-    if (num == 0) FAIL("field number 0");
+    /* upb refuses field number 0 in messages, but skips it inside unknown groups */
+    if (num == 0 && msg >= 0) FAIL("field number 0");
     const sw_field *fd = num < nfields && fields[num].type ? &fields[num] : NULL;
     int t = fd ? fd->type : 0;
     switch (wt) {
@@ -743,7 +756,7 @@ static int walk(walk_t *w, const uint8_t *buf0, size_t len) {
         PUSH(end, -1, num, R_NONE);
         continue;
       case 4: /* end group */
-        if (!group || group != num) FAIL("unexpected end of group");
+        if (msg >= 0 || group != num) FAIL("unexpected end of group");
         p = q;
         POP();
         continue;
