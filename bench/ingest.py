@@ -1,11 +1,20 @@
 """Ingest benchmark: the real `tocsin serve` on one core, a load generator on the other.
 
 Requests are realistic: 1 000 SERVER spans, 8 attributes each, 20 routes, one
-resource with 6 attributes (PERF_NOTES). Reports spans/s per server core, p99
-request latency, server RSS, and — in the same run — the decode-only figure of
-this machine, so the ratio is visible.
+resource with 6 attributes (PERF_NOTES). The compiled span path and the
+pure-Python path each get their own server (both pinned to core 0); cases and
+paths alternate within each round, and medians over the rounds are reported, so
+both see the same (shared, noisy) machine. HTTP load comes from ``wrk`` where it
+is installed (a Python client cannot send ~0.5 GB/s of bodies), gRPC load from
+grpcio's client. Reported: spans/s (wall), spans per second of server CPU (user +
+system, every thread — the per-core capacity, robust to other processes taking
+the core), the server's CPU use, p50/p99 latency under closed-loop load, and,
+with ``--latency-seconds``, p50/p99 at one paced load (80 % of the slower path's
+capacity) that both paths get. Also, in this process: the decode-only figures
+and where a request's CPU goes before HTTP and the WAL.
 
-    python -m bench.ingest [--seconds 10] [--concurrency 8] [--processes N]
+    python -m bench.ingest [--seconds 6] [--rounds 3] [--latency-seconds 8] [--path both|compiled|python]
+                           [--wal both|on|off] [--processes N]
 
 With ``--processes N`` > 1 (``receivers.processes``) the server is not pinned:
 its N processes and the load generator share all cores, so the load generator
@@ -185,6 +194,44 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _wrk(url: str, body_file: Path, headers: dict, seconds: float, connections: int) -> dict | None:
+    """Closed-loop HTTP load with wrk (C, so the load generator is not the bottleneck the
+    way a Python client is at ~0.5 GB/s of bodies); None when wrk is not installed."""
+    import re
+    import shutil
+    import subprocess
+
+    if not shutil.which("wrk"):
+        return None
+    lua = body_file.with_suffix(".lua")
+    lines = ['wrk.method = "POST"', f'local f = io.open("{body_file}", "rb")', "wrk.body = f:read('*all')",
+             "f:close()"] + [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
+    lua.write_text("\n".join(lines) + "\n")
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(lua), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                         preexec_fn=(lambda: os.sched_setaffinity(0, {1})) if _pinnable() else None).stdout
+    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    if not m:
+        raise RuntimeError(f"cannot read wrk's output:\n{out}")
+    elapsed = float(m.group(2)) * _UNITS[m.group(3)] / 1000
+
+    def pct(q):
+        mm = re.search(rf"\s{q}%\s+([\d.]+)(\w+)", out)
+        return float(mm.group(1)) * _UNITS[mm.group(2)] if mm else float("nan")
+
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {"requests": int(m.group(1)), "elapsed": elapsed, "p50_ms": pct(50), "p99_ms": pct(99),
+            "errors": (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)}
+
+
+def _pinnable() -> bool:
+    return hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
+
+
 def _senders(srv, body: bytes, gz: bytes):
     client = httpx.Client(base_url=srv.http_url, timeout=30, limits=httpx.Limits(max_connections=64))
     hdrs = {"Content-Type": "application/x-protobuf"}
@@ -275,6 +322,8 @@ def _interleaved(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, conc
     core 1); cases and paths alternate within each round, so both see the same
     machine. Medians over the rounds; then, at one offered load below the
     slowest path's capacity, the latency of each."""
+    (d / "body.bin").write_bytes(body)
+    (d / "body.gz").write_bytes(gz)
     servers = {}
     for path in paths:
         cfg = {"aggregation": {"lateness": "10m"}, "storage": {"wal": wal}, "rules": {"files": []},
@@ -300,13 +349,24 @@ def _interleaved(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, conc
                     send()  # warm up
                     pid = servers[path].proc.pid
                     cpu0 = _cpu_s(pid)
-                    elapsed, lat, errors = _load(send, seconds, concurrency)
-                    cpu = _cpu_s(pid) - cpu0
-                    lat.sort()
+                    w = None
+                    if case != "OTLP/gRPC":   # HTTP: wrk where installed
+                        gzipped = "gzip" in case
+                        w = _wrk(f"http://{servers[path].http}/v1/traces", d / ("body.gz" if gzipped else "body.bin"),
+                                 {"Content-Type": "application/x-protobuf",
+                                  **({"Content-Encoding": "gzip"} if gzipped else {})}, seconds, concurrency)
+                    if w is not None:
+                        cpu = _cpu_s(pid) - cpu0
+                        n_req, elapsed, p50, p99, errors = (w["requests"], w["elapsed"], w["p50_ms"], w["p99_ms"],
+                                                            w["errors"])
+                    else:
+                        elapsed, lat, errors = _load(send, seconds, concurrency)
+                        cpu = _cpu_s(pid) - cpu0
+                        n_req, p50, p99 = len(lat), _pct(lat, 0.5), _pct(lat, 0.99)
                     runs.setdefault((case, path), []).append({
-                        "spans_per_s": len(lat) * n_spans / elapsed,
-                        "spans_per_cpu_s": len(lat) * n_spans / cpu if cpu else float("nan"),
-                        "p50_ms": _pct(lat, 0.5), "p99_ms": _pct(lat, 0.99), "errors": errors,
+                        "spans_per_s": n_req * n_spans / elapsed,
+                        "spans_per_cpu_s": n_req * n_spans / cpu if cpu else float("nan"),
+                        "cpu_util": cpu / elapsed, "p50_ms": p50, "p99_ms": p99, "errors": errors,
                         "rss_mb": _rss_kb(pid) / 1024})
         results = []
         for case in CASES:
@@ -316,7 +376,7 @@ def _interleaved(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, conc
                 rs = runs[(case, path)]
                 row = {"case": f"{case}, WAL {wal}, {path}", "path": path, "wal": wal, "transport": case,
                        "rounds": [round(x["spans_per_s"]) for x in rs]}
-                for k in ("spans_per_s", "spans_per_cpu_s", "p50_ms", "p99_ms", "rss_mb"):
+                for k in ("spans_per_s", "spans_per_cpu_s", "cpu_util", "p50_ms", "p99_ms", "rss_mb"):
                     row[k] = statistics.median(x[k] for x in rs)
                 row["errors"] = sum(x["errors"] for x in rs)
                 row["vs_python"] = row["spans_per_s"] / base if base else float("nan")
@@ -414,10 +474,11 @@ def main(argv=None) -> int:
     res = run(args.seconds, args.concurrency, processes=args.processes, unpinned=args.unpinned,
               rounds=args.rounds, paths=paths, wals=wals, latency_seconds=args.latency_seconds)
     base = res[0]["spans_per_s"]
-    print(f"{'case':52} {'spans/s':>10} {'/CPU-s':>10} {'decode':>6} {'vs py':>6} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'RSS MB':>6} {'paced/s':>8} {'p50':>6} {'p99':>6}  rounds")
+    print(f"{'case':52} {'spans/s':>10} {'/CPU-s':>10} {'util':>5} {'decode':>6} {'vs py':>6} {'p50 ms':>7} "
+          f"{'p99 ms':>7} {'RSS MB':>6} {'paced/s':>8} {'p50':>6} {'p99':>6}  rounds")
     for r in res:
         print(f"{r['case']:52} {r['spans_per_s']:>10,.0f} {r.get('spans_per_cpu_s', 0):>10,.0f} "
+              f"{r.get('cpu_util', 0):>5.2f} "
               f"{r['spans_per_s'] / base:>6.2f} {r.get('vs_python', 0):>6.2f} {r.get('p50_ms', 0):>7.1f} "
               f"{r.get('p99_ms', 0):>7.1f} {r.get('rss_mb', 0):>6.0f} {r.get('paced_rate', 0):>8,.0f} "
               f"{r.get('paced_p50_ms', 0):>6.1f} {r.get('paced_p99_ms', 0):>6.1f}  {r.get('rounds', '')}"

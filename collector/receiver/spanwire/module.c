@@ -88,65 +88,97 @@ static int pgrow(void **p, size_t *cap, size_t need, size_t elem) {
   return 0;
 }
 
-/* The plan-wide id of each of the batch's keys, adding new ones (and their tuples). */
+static int64_t known_find(PlanObject *self, const uint8_t *k, size_t klen, uint64_t h) {
+  if (!self->tab_cap) return -1;
+  size_t mask = self->tab_cap - 1, q = h & mask;
+  while (self->tab[q] >= 0) {
+    size_t j = (size_t)self->tab[q];
+    if (self->kh[j] == h && self->koff[j + 1] - self->koff[j] == klen && memcmp(self->kb + self->koff[j], k, klen) == 0)
+      return (int64_t)j;
+    q = (q + 1) & mask;
+  }
+  return -1;
+}
+
+/* Adds a key and its tuple (no Python code runs in here); returns its id or -1. */
+static int64_t known_add(PlanObject *self, const uint8_t *k, size_t klen, uint64_t h, PyObject *t) {
+  size_t j = self->n_known;
+  if (2 * (j + 1) > self->tab_cap) { /* grow and rehash */
+    size_t cap = self->tab_cap ? self->tab_cap * 2 : 256;
+    int64_t *tab = PyMem_Malloc(cap * sizeof(int64_t));
+    if (!tab) return -1;
+    for (size_t i = 0; i < cap; i++) tab[i] = -1;
+    for (size_t i = 0; i < j; i++) {
+      size_t q = self->kh[i] & (cap - 1);
+      while (tab[q] >= 0) q = (q + 1) & (cap - 1);
+      tab[q] = (int64_t)i;
+    }
+    PyMem_Free(self->tab);
+    self->tab = tab;
+    self->tab_cap = cap;
+  }
+  if (pgrow((void **)&self->kb, &self->kb_cap, self->kb_len + klen, 1) ||
+      pgrow((void **)&self->koff, &self->koff_cap, j + 2, sizeof(size_t)) ||
+      pgrow((void **)&self->kh, &self->kh_cap, j + 1, sizeof(uint64_t)) || PyList_Append(self->known, t))
+    return -1;
+  memcpy(self->kb + self->kb_len, k, klen);
+  if (j == 0) self->koff[0] = 0;
+  self->kb_len += klen;
+  self->koff[j + 1] = self->kb_len;
+  self->kh[j] = h;
+  size_t q = h & (self->tab_cap - 1);
+  while (self->tab[q] >= 0) q = (q + 1) & (self->tab_cap - 1);
+  self->tab[q] = (int64_t)j;
+  self->n_known = j + 1;
+  return (int64_t)j;
+}
+
+/* The plan-wide id of each of the batch's keys, adding new ones (and their tuples).
+ * Building a tuple may run the garbage collector, and so other threads: the table
+ * is only touched between such points, and the ids are taken again if another
+ * thread made the plan start its table again meanwhile. */
 static int known_ids(PlanObject *self, const sw_result *r, int64_t *ids) {
-  if (!self->known || self->n_known + r->n_keys > self->max_known) {
-    known_reset(self);
-    self->known = PyList_New(0);
-    if (!self->known) return -1;
-  }
-  for (size_t i = 0; i < r->n_keys; i++) {
-    const uint8_t *k = r->keys + r->koff[i];
-    size_t klen = r->koff[i + 1] - r->koff[i];
-    uint64_t h = r->khash[i];
-    if (2 * (self->n_known + 1) > self->tab_cap) { /* grow and rehash */
-      size_t cap = self->tab_cap ? self->tab_cap * 2 : 256;
-      int64_t *t = PyMem_Malloc(cap * sizeof(int64_t));
-      if (!t) return -1;
-      for (size_t j = 0; j < cap; j++) t[j] = -1;
-      for (size_t j = 0; j < self->n_known; j++) {
-        size_t q = self->kh[j] & (cap - 1);
-        while (t[q] >= 0) q = (q + 1) & (cap - 1);
-        t[q] = (int64_t)j;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    if (!self->known || self->n_known + r->n_keys > self->max_known) {
+      known_reset(self);
+      self->known = PyList_New(0);
+      if (!self->known) return -1;
+    }
+    PyObject *gen = Py_NewRef(self->known);
+    int again = 0;
+    for (size_t i = 0; i < r->n_keys && !again; i++) {
+      const uint8_t *k = r->keys + r->koff[i];
+      size_t klen = r->koff[i + 1] - r->koff[i];
+      uint64_t h = r->khash[i];
+      int64_t id = known_find(self, k, klen, h);
+      if (id < 0) {
+        PyObject *t = key_tuple(k, self->plan.n_slots);
+        if (!t) {
+          Py_DECREF(gen);
+          return -1;
+        }
+        if (self->known != gen) {
+          again = 1;
+        } else {
+          id = known_find(self, k, klen, h);
+          if (id < 0) id = known_add(self, k, klen, h, t);
+        }
+        Py_DECREF(t);
+        if (id < 0 && !again) {
+          Py_DECREF(gen);
+          PyErr_NoMemory();
+          return -1;
+        }
       }
-      PyMem_Free(self->tab);
-      self->tab = t;
-      self->tab_cap = cap;
+      ids[i] = id;
     }
-    size_t mask = self->tab_cap - 1, q = h & mask;
-    int64_t id = -1;
-    while (self->tab[q] >= 0) {
-      size_t j = (size_t)self->tab[q];
-      if (self->kh[j] == h && self->koff[j + 1] - self->koff[j] == klen &&
-          memcmp(self->kb + self->koff[j], k, klen) == 0) {
-        id = (int64_t)j;
-        break;
-      }
-      q = (q + 1) & mask;
-    }
-    if (id < 0) {
-      size_t j = self->n_known;
-      if (pgrow((void **)&self->kb, &self->kb_cap, self->kb_len + klen, 1) ||
-          pgrow((void **)&self->koff, &self->koff_cap, j + 2, sizeof(size_t)) ||
-          pgrow((void **)&self->kh, &self->kh_cap, j + 1, sizeof(uint64_t)))
-        return -1;
-      PyObject *t = key_tuple(k, self->plan.n_slots);
-      if (!t) return -1;
-      int bad = PyList_Append(self->known, t);
-      Py_DECREF(t);
-      if (bad) return -1;
-      memcpy(self->kb + self->kb_len, k, klen);
-      if (j == 0) self->koff[0] = 0;
-      self->kb_len += klen;
-      self->koff[j + 1] = self->kb_len;
-      self->kh[j] = h;
-      self->tab[q] = (int64_t)j;
-      self->n_known = j + 1;
-      id = (int64_t)j;
-    }
-    ids[i] = id;
+    if (self->known == gen) again = 0;
+    else again = 1;
+    Py_DECREF(gen);
+    if (!again) return 0;
   }
-  return 0;
+  PyErr_SetString(PyExc_RuntimeError, "series key table kept changing under this request");
+  return -1;
 }
 
 static void Plan_dealloc(PlanObject *self) {
