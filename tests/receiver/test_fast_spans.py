@@ -365,6 +365,24 @@ def test_series_key_ids_survive_the_plan_starting_again():
     assert a.hist.sum.tolist() == b.hist.sum.tolist()
 
 
+def test_long_keys_bound_the_key_table_by_bytes_too():
+    """Unique 4 000-character names: the plan's key table starts again past 16 MB of
+    keys instead of growing with an attacker's cardinality (the ids stay right)."""
+    wanted, dims = _wanted(SETTINGS[0])
+    plan = fastspans.make_plan(wanted, dims, 4096)
+    batches = []
+    for r in range(3):
+        req = ExportTraceServiceRequest()
+        ss = req.resource_spans.add().scope_spans.add()
+        for i in range(1500):
+            ss.spans.add(name=f"{r}-{i}-" + "n" * 4000, kind=2, start_time_unix_nano=NOW - 10, end_time_unix_nano=NOW)
+        b = plan.parse(req.SerializeToString())
+        assert [k[1][:12] for k in b.keys] == [f"{r}-{i}-" + "n" * (12 - len(f"{r}-{i}-")) for i in range(1500)]
+        batches.append(b)
+    assert batches[0].known is batches[1].known and batches[2].known is not batches[0].known
+    assert len(batches[2].known) == 1500
+
+
 def test_decode_errors_say_where():
     plan = fastspans.make_plan(*_wanted(SETTINGS[0]), 4096)
     with pytest.raises(fastspans.DecodeError, match=r"invalid UTF-8 in a string field at byte \d+"):

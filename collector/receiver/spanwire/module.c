@@ -18,6 +18,7 @@ static PyObject *DecodeError;
 /* ---- Plan ------------------------------------------------------------------- */
 
 #define MAX_KNOWN 100000 /* plan-wide keys remembered; past it the table starts again */
+#define MAX_KNOWN_BYTES ((size_t)16 << 20) /* ... and past this many bytes of keys (long label values) */
 
 typedef struct {
   PyObject_HEAD
@@ -139,7 +140,8 @@ static int64_t known_add(PlanObject *self, const uint8_t *k, size_t klen, uint64
  * thread made the plan start its table again meanwhile. */
 static int known_ids(PlanObject *self, const sw_result *r, int64_t *ids) {
   for (int attempt = 0; attempt < 8; attempt++) {
-    if (!self->known || self->n_known + r->n_keys > self->max_known) {
+    if (!self->known || self->n_known + r->n_keys > self->max_known ||
+        self->kb_len + r->keys_len > MAX_KNOWN_BYTES) {
       known_reset(self);
       self->known = PyList_New(0);
       if (!self->known) return -1;
