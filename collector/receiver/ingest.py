@@ -111,7 +111,18 @@ class Ingest:
             view = TenantAggregator(self.aggregator, tenant)
             ex = self._extractors[tenant] = (SpanExtractor(view, self.settings),
                                              MetricExtractor(view, self.settings, clock=self.aggregator.clock))
+            ex[0].resource_hook = self._resource_hook
         return ex
+
+    _resource_hook = None
+
+    def set_resource_hook(self, hook) -> None:
+        """Call ``hook(resource, aggregator)`` once per ``resource_spans`` of every
+        trace request, on either span path, with its ``Resource`` message and the
+        aggregator as the request's tenant writes to it (e.g. for ``target_info``)."""
+        self._resource_hook = hook
+        for spans, _ in self._extractors.values():
+            spans.resource_hook = hook
 
     def handle(self, signal: str, request, tenant: str | None = None):
         """The response message for one decoded request of ``signal``;

@@ -383,6 +383,28 @@ def test_long_keys_bound_the_key_table_by_bytes_too():
     assert len(batches[2].known) == 1500
 
 
+def test_the_resource_hook_sees_each_resource_once_on_both_paths():
+    from collector.aggregate.aggregator import Aggregator
+    from collector.model import SeriesCatalog
+    from collector.receiver.ingest import Ingest
+    from collector.selfmetrics import SelfMetrics
+    req = _realistic(3)
+    extra = req.resource_spans.add()
+    extra.resource.attributes.add(key="service.name").value.string_value = "second"
+    extra.scope_spans.add()
+    body = req.SerializeToString()
+    seen = {}
+    for compiled in (True, False):
+        ing = Ingest(Aggregator(SeriesCatalog(), clock=lambda: NOW), ReceiverSettings(compiled=compiled), SelfMetrics())
+        calls = seen[compiled] = []
+        ing.set_resource_hook(lambda res, agg, calls=calls: calls.append((res.attributes[0].value.string_value,
+                                                                          type(agg).__name__)))
+        msg = ing.decode_compiled("traces", body) or ExportTraceServiceRequest.FromString(body)
+        assert isinstance(msg, fastspans.DecodedTraces) == compiled
+        ing.handle("traces", msg, "acme")
+    assert seen[True] == seen[False] == [("checkout", "TenantAggregator"), ("second", "TenantAggregator")]
+
+
 def test_decode_errors_say_where():
     plan = fastspans.make_plan(*_wanted(SETTINGS[0]), 4096)
     with pytest.raises(fastspans.DecodeError, match=r"invalid UTF-8 in a string field at byte \d+"):
