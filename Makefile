@@ -14,13 +14,16 @@ export MALLOC_TRIM_THRESHOLD_ ?= 1073741824
 
 .PHONY: run test bench demo clean
 
-$(STAMP_RUN): pyproject.toml
+# setup.py and the C sources: a change rebuilds the compiled span path (collector/receiver/spanwire).
+SOURCES = pyproject.toml setup.py $(wildcard collector/receiver/spanwire/*.c collector/receiver/spanwire/*.h)
+
+$(STAMP_RUN): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e .
 	rm -f $(VENV)/.installed-run-*; touch $(STAMP_RUN)
 
-$(STAMP_TEST): pyproject.toml
+$(STAMP_TEST): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -247,7 +247,7 @@ def ingest_ratio(seconds: float, rounds: int = 3) -> list[str]:
             log(f"ingest round {k + 1}/{rounds} done")
     finally:
         pg.destroy()
-    lines = ["", f"Ingest, server pinned to one core, WAL on (spans/s, medians of {rounds} alternating rounds "
+    lines = ["", f"Ingest, WAL on (spans/s, medians of {rounds} alternating rounds "
                  f"of {seconds:g} s):",
              f"  {'case':36} {'DuckDB':>10} {'PostgreSQL':>11} {'ratio':>6}"]
     for (backend, case), v in results.items():

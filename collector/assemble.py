@@ -61,6 +61,7 @@ def receiver_settings(cfg: Config):
                             grpc_max_message_bytes=otlp.grpc.max_message_bytes,
                             span_dimensions=tuple(cfg.spanmetrics.dimensions),
                             tenant_label=bool(cfg.auth.ingest_tokens),
+                            compiled=otlp.compiled,
                             limits=LimitSettings(spans_per_second=lim.rate.spans_per_second,
                                                  data_points_per_second=lim.rate.data_points_per_second,
                                                  burst_seconds=lim.rate.burst_seconds,

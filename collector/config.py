@@ -54,6 +54,9 @@ class OtlpConfig(Strict):
     http: HttpConfig = HttpConfig()
     max_items_per_request: int = Field(100_000, gt=0, description="Spans or data points in one request.")
     max_attribute_length: int = Field(4096, gt=0, description="Longest attribute value used as a label.")
+    compiled: bool = Field(True, description=(
+        "Decode protobuf trace requests with the compiled span path where it is built; false uses the "
+        "pure-Python reference path. The log says at start which path is active and why."))
 
 
 class ReceiversConfig(Strict):

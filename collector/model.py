@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from collector import cancel
+
 NS = 1_000_000_000
 TAKE_CHUNK_ROWS = 20_000   # HistRows.take gathers this many rows per numpy call
 
@@ -105,6 +107,8 @@ class HistRows:
         # In pieces: np.repeat holds the interpreter lock for its whole run (a third of a
         # second over a day of rows), and the event loop serving ingest needs it meanwhile.
         for a in range(0, len(rows), TAKE_CHUNK_ROWS):
+            if a:
+                cancel.check()   # a query past its deadline stops here too
             b = min(len(rows), a + TAKE_CHUNK_ROWS)
             lo, hi = int(offsets[a]), int(offsets[b])
             if hi > lo:

@@ -172,6 +172,45 @@ class Aggregator:
         result.accepted += len(which)
         return result
 
+    def record_batch(self, metric: str, label_sets: list[Labels], batch, unit: str = "s",
+                     help: str = "") -> RecordResult:
+        """``record_durations`` for a batch that buckets itself (the compiled span
+        path, collector/receiver/fastspans.py): ``batch.time_filter(too_old_before,
+        future_after)`` → (too old, in future, the key indexes still used, int64
+        bytes); ``batch.reduce(locals, slot_ns, COUNTS_LEN, HIGHEST_US)`` → (clamped,
+        accepted, per slot ascending: (start, keys, counts, sid, sum, min, max) as
+        int64/float64 bytes, keys and sid sorted) — what ``_add_to_slot`` appends.
+        Same checks, same order of registration, same chunks as record_durations
+        (tests/receiver/test_fast_spans.py compares the two)."""
+        result = RecordResult()
+        now = self.clock()
+        too_old, future, used = batch.time_filter(now - self.settings.lateness_seconds * NS,
+                                                  now + self.settings.future_skew_seconds * NS)
+        result.reject(REASON_TOO_OLD, too_old)
+        result.reject(REASON_IN_FUTURE, future)
+        used = np.frombuffer(used, np.int64).tolist()
+        if not used:
+            return result
+        with self._lock:
+            locals_ = np.full(len(label_sets), -1, np.int64)
+            for i in used:
+                locals_[i] = self._local_id(metric, label_sets[i], KIND_HDR, unit, help)
+            clamped, accepted, slots = batch.reduce(locals_.tobytes(), self._slot_ns, hdr.COUNTS_LEN, hdr.HIGHEST_US)
+            result.clamped = clamped
+            self.clamped_total += clamped
+            for start, keys, counts, sid, sums, mins, maxs in slots:
+                slot = self._slot(start)
+                slot.keys.append(np.frombuffer(keys, np.int64))
+                slot.counts.append(np.frombuffer(counts, np.int64))
+                slot.stat_sid.append(np.frombuffer(sid, np.int64))
+                slot.stat_sum.append(np.frombuffer(sums, np.float64))
+                slot.stat_min.append(np.frombuffer(mins, np.float64))
+                slot.stat_max.append(np.frombuffer(maxs, np.float64))
+                if len(slot.keys) >= self.COMPACT_EVERY:
+                    slot.compact()
+        result.accepted += accepted
+        return result
+
     def _add_to_slot(self, start: int, sid: np.ndarray, idx: np.ndarray, seconds: np.ndarray) -> None:
         slot = self._slot(start)
         k, c = _reduce(sid * hdr.COUNTS_LEN + idx, np.ones(len(sid), np.int64))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import xxhash
 
+from collector import cancel
 from collector.query import annotations
 from collector.query import hist as H
 from collector.query import kahan as K
@@ -139,6 +140,7 @@ def _limit_ratio(v: Vec, param, max_cells: int) -> Vec:
 
     mask = v.mask.copy()
     for i, l in enumerate(v.labels):
+        cancel.check()
         mask[i] &= take(l)
     out = Vec(list(v.labels), v.vals.copy(), mask)
     for h in v.hists:
@@ -227,6 +229,7 @@ def _count_values(v: Vec, by, without, param) -> Vec:
     S = v.vals.shape[1]
     acc: dict[tuple, tuple[dict, np.ndarray]] = {}
     for i, l in enumerate(v.labels):
+        cancel.check()
         base = _group_labels(l, by, without)
         for s in np.nonzero(v.mask[i])[0]:
             lab = dict(base)
@@ -247,10 +250,12 @@ def _hists(op, v: Vec, by, without, max_cells) -> list[H.HSeries]:
         raise BadData(f"aggregation {op}() of histogram series is not supported; use histogram_count()")
     groups: dict[tuple, tuple[dict, list]] = {}
     for s in v.hists:
+        cancel.check()
         g = _group_labels(s.labels, by, without)
         groups.setdefault(lkey(g), (g, []))[1].append(s)
     out = []
     for g, members in groups.values():
+        cancel.check()
         m = H.merge_series(members, g, max_cells)
         if op == "avg":
             mats = [x.get(max_cells) for x in members]

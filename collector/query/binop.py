@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collector import cancel
 from collector.query import annotations
 from collector.query import hist as H
 from collector.query.errors import BadData, Unprocessable
@@ -89,6 +90,7 @@ def _sig(labels: dict, on: list[str] | None, ignoring: list[str] | None) -> tupl
 def _by_sig(v: Vec, on, ignoring) -> dict[tuple, list[int]]:
     out: dict[tuple, list[int]] = {}
     for i, l in enumerate(v.labels):
+        cancel.check()
         out.setdefault(_sig(l, on, ignoring), []).append(i)
     return out
 
@@ -124,6 +126,7 @@ def _split_back(res: Vec, parts: list[tuple[Vec, int]]) -> Vec:
     for v, nrows in parts:
         nf = len(v.labels)
         for i in range(nrows):
+            cancel.check()
             m = res.mask[row + i]
             if i < nf:
                 floats_l.append(res.labels[row + i])
@@ -156,6 +159,7 @@ def _set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
     if op in ("and", "unless"):
         mask = lhs.mask.copy()
         for i, l in enumerate(lhs.labels):
+            cancel.check()
             p = rpres.get(_sig(l, on, ignoring), none)
             mask[i] &= p if op == "and" else ~p
         return Vec(list(lhs.labels), lhs.vals.copy(), mask)
@@ -163,6 +167,7 @@ def _set_op(op: str, lhs: Vec, rhs: Vec, on, ignoring) -> Vec:
     lpres = {k: lhs.mask[r].any(axis=0) for k, r in ls.items()}
     rmask = rhs.mask.copy()
     for i, l in enumerate(rhs.labels):
+        cancel.check()
         rmask[i] &= ~lpres.get(_sig(l, on, ignoring), none)
     return Vec(list(lhs.labels) + list(rhs.labels), np.vstack([lhs.vals, rhs.vals]).reshape(-1, S),
                np.vstack([lhs.mask, rmask]).reshape(-1, S))
@@ -285,6 +290,7 @@ def _vector_vector(op: str, lhs: Vec, rhs: Vec, card: str, on, ignoring, include
         return labels
 
     for i, l in enumerate(many.labels):
+        cancel.check()
         k = _sig(l, on, ignoring)
         mv, mm = many.vals[i], many.mask[i]
         if k in one_sigs:

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from collector import cancel
 from collector.query import functions as F
 from collector.query import hist as H
 from collector.query import histrange as HR
@@ -98,6 +99,7 @@ def call(ev, node, T):
         v = _vec(ev, args[0], T, name)
         present = v.mask.any(axis=0) if len(v.labels) else np.zeros(len(T), bool)
         for h in v.hists:
+            cancel.check()
             present = present | h.get(ev.q.max_cells).present
         labels = F.absent_labels(selector_matchers(args[0])) if type(args[0]).__name__ == "VectorSelector" else {}
         return _absent(labels, present, T)
@@ -144,14 +146,18 @@ def _range_call(ev, name: str, args: list, T):
     if name == "absent_over_time":
         present = np.zeros(S, bool)
         for _, fd in arg.floats:
+            cancel.check()
             b, e = R.windows(fd.ts[~fd.stale], arg.T, arg.w_ns)
             present |= e > b
         for _, d in arg.deltas:
+            cancel.check()
             present |= R.eval_delta("increase", d, arg.T, arg.w_ns)[1]
         for h in arg.hists:
+            cancel.check()
             w = H.Window(arg.T, arg.w_ns, 0)
             present |= H.materialize(h.raw, w, ev.q.max_cells).present
         for _, ts, mat in arg.hsamples:
+            cancel.check()
             r = HR.apply("present_over_time", {}, ts, mat, arg.T, arg.w_ns)
             if r is not None:
                 present |= r[2]
@@ -160,6 +166,7 @@ def _range_call(ev, name: str, args: list, T):
     labels, vals, masks = [], [], []
     keep = name in R.KEEP_NAME
     for lab, fd in arg.floats:
+        cancel.check()
         ev.check()
         v, m = R.eval_float(name, fd, arg.T, arg.w_ns, params)
         if m.any():
@@ -167,6 +174,7 @@ def _range_call(ev, name: str, args: list, T):
             vals.append(v)
             masks.append(m)
     for lab, d in arg.deltas:
+        cancel.check()
         v, m = R.eval_delta(name, d, arg.T, arg.w_ns)
         if m.any():
             labels.append(drop_name(lab))
@@ -180,6 +188,7 @@ def _range_call(ev, name: str, args: list, T):
             raise BadData(f"{name}() of histogram samples is not supported")
         srcs = [(h.labels,) + HR.samples_of(h, ev.q.max_cells) for h in arg.hists] + list(arg.hsamples)
         for lab, ts, mat in srcs:
+            cancel.check()
             r = HR.apply(name, lab, ts, mat, arg.T, arg.w_ns)
             if r is None:
                 continue

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from collector import cancel
 from collector.query import annotations
 from collector.query import hist as H
 from collector.query.seriesnotation import format_value
@@ -148,6 +149,7 @@ def _classic(v: Vec, fname: str) -> list[H.HSeries]:
     count below an earlier bucket's is raised to it (with an info annotation)."""
     groups: dict[tuple, tuple[dict, dict[float, list[int]], str]] = {}
     for i, l in enumerate(v.labels):
+        cancel.check()
         if "le" not in l:
             continue
         le = _le(l["le"])
@@ -159,6 +161,7 @@ def _classic(v: Vec, fname: str) -> list[H.HSeries]:
     out = []
     S = v.vals.shape[1]
     for g, by_le, name in groups.values():
+        cancel.check()
         keys = np.array(sorted(by_le))
         cum = np.zeros((S, len(keys)))
         present = np.zeros(S, bool)
@@ -201,6 +204,7 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
         series += _classic(v, name)
     labels, vals, masks = [], [], []
     for h in series:
+        cancel.check()
         m = h.get(max_cells)
         if name == "histogram_quantile":
             r = H.quantile(m, args[0].vals)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from collector import cancel
 from collector.model import KIND_CUSTOM, NS, HistRows
 from collector.query.hist import CUSTOM, HDR, HistRaw
 from collector.query.selectors import COUNT, FLOAT, HIST, SUM, Exposed
@@ -47,6 +48,7 @@ def read_floats(source, sel: list[Exposed], lo_ns: int, hi_ns: int) -> tuple[dic
     sid, ts, v = rows.series_id[order], rows.ts[order], rows.value[order]
     out = {}
     for s, sl in _split(sid).items():
+        cancel.check()
         out[s] = FloatData(ts[sl], v[sl], is_stale(v[sl]))
     return out, len(ts)
 

@@ -46,7 +46,15 @@ class LiveSource:
         disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res)
         if not len(mem):
             return disk
-        return merge_rows(HistRows.concat([disk, mem]))
+        # Only stored rows as recent as the slots in memory can be the same slot: merge
+        # those, pass the rest through (a day of rows merged whole took seconds).
+        recent = disk.ts >= int(mem.ts.min())
+        if not recent.any():
+            return HistRows.concat([disk, mem])
+        merged = merge_rows(HistRows.concat([disk.take(np.nonzero(recent)[0]), mem]))
+        if recent.all():
+            return merged
+        return HistRows.concat([disk.take(np.nonzero(~recent)[0]), merged])
 
     def read_samples(self, series_ids, start_ns, end_ns) -> SampleRows:
         ids = np.asarray(series_ids, dtype=np.uint64)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import pickle
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -14,6 +15,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from collector.aggregate.aggregator import Aggregator, RecordResult
 from collector.model import Labels, make_labels
+from collector.receiver import fastspans
+from collector.receiver.errors import BadRequest
+from collector.receiver.fastspans import DecodedTraces
 from collector.receiver.limits import DEFAULT_TENANT, Limiter, Refused, count_items
 from collector.receiver.logs import extract_logs
 from collector.receiver.metrics import MetricExtractor
@@ -37,6 +41,8 @@ R_WAL_FULL = "wal_full"   # refusal reason: the WAL reached storage.wal_max_size
 SIGNAL_NAMES = {v: k for k, v in WAL_SIGNALS.items()}
 # every message a WAL record may hold: OTLP, and Prometheus remote write 1.0 / 2.0
 _WAL_TYPES = {**REQUEST_TYPES, **remote_write.MESSAGES}
+
+log = logging.getLogger(__name__)
 
 
 class TenantAggregator:
@@ -63,12 +69,21 @@ class TenantAggregator:
     def record_samples(self, metric, kind, label_sets, *args, **kw) -> RecordResult:
         return self._agg.record_samples(metric, kind, [self._l(ls) for ls in label_sets], *args, **kw)
 
+    def record_batch(self, metric, label_sets, *args, **kw) -> RecordResult:
+        return self._agg.record_batch(metric, [self._l(ls) for ls in label_sets], *args, **kw)
+
     def record_hdr(self, metric, labels, *args, **kw) -> RecordResult:
         return self._agg.record_hdr(metric, self._l(labels), *args, **kw)
 
     def record_custom(self, metric, labels, *args, **kw) -> RecordResult:
         return self._agg.record_custom(metric, self._l(labels), *args, **kw)
 
+
+
+def _target_info_hook(resource, aggregator) -> None:
+    """Once per resource of a trace request, on either span path: its ``target_info``
+    (``aggregator`` is the tenant's view, which adds the ``tenant`` label)."""
+    record_target_info(aggregator, resource.attributes)
 
 class Ingest:
     def __init__(self, aggregator: Aggregator, settings: ReceiverSettings, metrics: SelfMetrics,
@@ -85,7 +100,27 @@ class Ingest:
         # metric extractor's temporality state is keyed by labels without it
         self._extractors: dict[str | None, tuple[SpanExtractor, MetricExtractor]] = {
             None: (SpanExtractor(aggregator, settings), MetricExtractor(aggregator, settings))}
+        self._extractors[None][0].resource_hook = self._resource_hook
         self._remote: dict[str | None, remote_write.RemoteWriteExtractor] = {}
+        # The compiled span path (fastspans) for protobuf trace bodies, or None: the reference path.
+        self.span_plan = None
+        use, why = fastspans.choose(settings.compiled)
+        if use:
+            ex = self._extractors[None][0]
+            self.span_plan = fastspans.make_plan(ex._wanted, ex._dims, settings.max_attribute_length)
+            log.info("span ingest: compiled path (collector.receiver._spanwire%s)", f"; {why}" if why else "")
+        else:
+            log.info("span ingest: pure-Python path: %s", why)
+
+    def decode_compiled(self, signal: str, data: bytes) -> DecodedTraces | None:
+        """A protobuf body decoded by the compiled path, or None where that path
+        does not apply (not traces, or turned off): then decode it as usual."""
+        if signal != "traces" or self.span_plan is None:
+            return None
+        try:
+            return DecodedTraces(self.span_plan.parse(data), data)
+        except fastspans.DecodeError as e:
+            raise BadRequest(f"cannot decode protobuf: {e}") from None
 
     def _for(self, tenant: str | None) -> tuple[SpanExtractor, MetricExtractor]:
         ex = self._extractors.get(tenant)
@@ -93,15 +128,24 @@ class Ingest:
             view = TenantAggregator(self.aggregator, tenant)
             ex = self._extractors[tenant] = (SpanExtractor(view, self.settings),
                                              MetricExtractor(view, self.settings, clock=self.aggregator.clock))
+            ex[0].resource_hook = self._resource_hook
         return ex
+
+    _resource_hook = staticmethod(_target_info_hook)
+
+    def set_resource_hook(self, hook) -> None:
+        """Call ``hook(resource, aggregator)`` once per ``resource_spans`` of every
+        trace request, on either span path, with its ``Resource`` message and the
+        aggregator as the request's tenant writes to it (e.g. for ``target_info``)."""
+        self._resource_hook = hook
+        for spans, _ in self._extractors.values():
+            spans.resource_hook = hook
 
     def handle(self, signal: str, request, tenant: str | None = None):
         """The response message for one decoded request of ``signal``;
         ``tenant`` (None: no label) becomes the label ``tenant`` of its series."""
         if signal == "traces":
-            outcome = self._for(tenant)[0].extract(request)
-            for rs in request.resource_spans:   # once per resource, whatever extracted the spans
-                record_target_info(self.aggregator, rs.resource.attributes, tenant)
+            outcome = self._for(tenant)[0].extract(request)   # target_info: the resource hook
         elif signal == "metrics":
             outcome = self._for(tenant)[1].extract(request)
             for rm in request.resource_metrics:
@@ -157,7 +201,10 @@ class Ingest:
         so the flusher (which rotates the WAL and takes the aggregator's data in
         one step on the same loop) sees either both or neither."""
         prom = signal in remote_write.MESSAGES
-        items = remote_write.count_items(request) if prom else count_items(signal, request)
+        if isinstance(request, DecodedTraces):
+            items = request.received
+        else:
+            items = remote_write.count_items(request) if prom else count_items(signal, request)
         with self.tracer.start_as_current_span("tocsin.otlp.export", kind=SpanKind.SERVER, attributes={
                 "tocsin.signal": signal, "tocsin.items": items, "tocsin.tenant": tenant or DEFAULT_TENANT}):
             self.limiter.charge(tenant or DEFAULT_TENANT, "metrics" if prom else signal, items)
@@ -186,7 +233,12 @@ class Ingest:
         """Re-apply one WAL record, judging lateness by when it was received,
         with the tenant label it was received with."""
         signal = SIGNAL_NAMES[record.signal]
-        request = _WAL_TYPES[signal].FromString(record.payload)
+        try:
+            request = self.decode_compiled(signal, record.payload)
+        except BadRequest:   # it decoded when it was logged; let the reference say why it does not now
+            request = None
+        if request is None:
+            request = _WAL_TYPES[signal].FromString(record.payload)
         clock = self.aggregator.clock
         self.aggregator.clock = lambda: record.received_ns
         try:

@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from collector.aggregate.aggregator import Aggregator
-from collector.receiver.errors import ReceiveError
+from collector.receiver.errors import BadRequest, ReceiveError
 from collector.receiver.ingest import REQUEST_TYPES, Ingest
 from collector.receiver.limits import DEFAULT_TENANT, Refused
 from collector.receiver.settings import ReceiverSettings
@@ -53,10 +53,13 @@ def _handler(signal: str, ingest: Ingest, metrics: SelfMetrics, tokens: Tokens |
                 await context.abort(code, e.reason, trailing_metadata=e.grpc_trailers())
             try:
                 try:
-                    message = request_type.FromString(raw)
+                    message = ingest.decode_compiled(signal, raw) or request_type.FromString(raw)
                 except (DecodeError, RecursionError) as e:
                     code = grpc.StatusCode.INVALID_ARGUMENT
                     await context.abort(code, f"cannot decode protobuf: {e}")
+                except BadRequest as e:
+                    code = grpc.StatusCode.INVALID_ARGUMENT
+                    await context.abort(code, e.reason)
                 try:
                     return await ingest.handle_durable(signal, message, raw, tenant=tenant)
                 except ReceiveError as e:

@@ -77,7 +77,9 @@ def make_otlp_http_app(aggregator: Aggregator, settings: ReceiverSettings, metri
                     data = decode.decompress(body, request.headers.get("content-encoding"),
                                              settings.max_decompressed_bytes)
                     del body
-                    message = _parse(request_type, data, fmt)
+                    message = ingest.decode_compiled(signal, data) if fmt == decode.PROTOBUF else None
+                    if message is None:
+                        message = _parse(request_type, data, fmt)
                     tenant = request.scope.get("state", {}).get("tenant", DEFAULT_TENANT)
                     reply = await ingest.handle_durable(signal, message, data if fmt == decode.PROTOBUF else None,
                                                         tenant=tenant)

@@ -19,6 +19,7 @@ class ReceiverSettings:
     grpc_max_message_bytes: int = 32 * MIB
     span_dimensions: tuple[str, ...] = ()      # extra span labels: attribute names, span first, then resource
     tenant_label: bool = False                 # ingest tokens are configured: label series tenant="<tenant>"
+    compiled: bool = True                      # protobuf traces take the compiled path where it is built
     limits: LimitSettings = LimitSettings()    # rate, concurrency and memory limits (collector.receiver.limits)
 
     def __post_init__(self) -> None:

@@ -3,6 +3,10 @@
 The hot path of the service (see docs/performance-notes.md): one Python loop
 over the spans that reads only the attributes it needs and stops once it has
 them, then a single ``Aggregator.record_durations`` call for the whole request.
+
+That loop is the reference. Protobuf bodies normally take the compiled path
+(``fastspans``): the same keys, counts and arrays computed in C from the wire
+format, handed to the same ``record_durations``.
 """
 from __future__ import annotations
 
@@ -10,12 +14,17 @@ import numpy as np
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTracePartialSuccess,
                                                                         ExportTraceServiceResponse)
 
+from collector.aggregate import hdr
 from collector.aggregate.aggregator import Aggregator, RecordResult
 from collector.model import make_labels
 from collector.receiver.errors import TooLarge
+from collector.receiver.fastspans import DecodedTraces
 from collector.receiver.outcome import Outcome, error_message
 from collector.receiver.settings import ReceiverSettings
 from collector.receiver.values import any_to_str
+
+# The compiled path's bucketing (spanwire.c: sw_reduce) is written for this HDR layout.
+BUCKETS_IN_C = hdr.SUB_HALF_MAG == 7 and hdr.UNIT_MAG == 0
 
 METRIC = "traces_span_metrics_duration_seconds"
 HELP = "Duration of SERVER and CONSUMER spans."
@@ -43,6 +52,10 @@ _FIXED_NAMES = ("service_name", "span_name", "span_kind", "status_code",
 
 
 class SpanExtractor:
+    # Called once per resource_spans with its ``Resource`` message and the
+    # aggregator (the tenant's view), on both paths; None: nothing is called.
+    resource_hook = None
+
     def __init__(self, aggregator: Aggregator, settings: ReceiverSettings):
         self.aggregator = aggregator
         self.settings = settings
@@ -54,12 +67,20 @@ class SpanExtractor:
         for i, d in enumerate(dims):
             self._wanted[d] = (3 + i, True)
         self._n_slots = 3 + len(dims)
+        self._known = None          # the compiled plan's key list the ids below index
+        self._labels_by_id: list = []
 
     def extract(self, request) -> Outcome:
+        """A decoded request (protobuf message, or ``DecodedTraces`` from the compiled path)."""
+        if isinstance(request, DecodedTraces):
+            return self._extract_compiled(request)
         rspans = request.resource_spans
         received = sum(len(ss.spans) for rs in rspans for ss in rs.scope_spans)
         if received > self.settings.max_items_per_request:
             raise TooLarge(f"request has {received} spans, limit {self.settings.max_items_per_request}")
+        if self.resource_hook is not None:
+            for rs in rspans:
+                self.resource_hook(rs.resource, self.aggregator)
         result = RecordResult()
         keys: dict[tuple, int] = {}
         which: list[int] = []
@@ -134,6 +155,50 @@ class SpanExtractor:
                 METRIC, label_sets, np.array(which, np.int64), np.array(ends, np.int64),
                 np.array(durs, np.float64) * 1e-9, unit="s", help=HELP)
             result.merge(rec)
+        return self._outcome(result, received)
+
+    def _extract_compiled(self, request: DecodedTraces) -> Outcome:
+        """The same as the loop above, from the compiled path's batch: its keys
+        equal the loop's keys, its arrays the loop's arrays."""
+        b = request.batch
+        if b.fallback:   # an array/kvlist label value: its JSON text is the reference's to write
+            return self.extract(request.message())
+        received = b.received
+        if received > self.settings.max_items_per_request:
+            raise TooLarge(f"request has {received} spans, limit {self.settings.max_items_per_request}")
+        if self.resource_hook is not None:
+            from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+            for raw in b.resources():
+                self.resource_hook(Resource.FromString(raw), self.aggregator)
+        result = RecordResult()
+        result.reject(REASON_NO_TIME, b.bad_time)
+        result.reject(REASON_END_BEFORE_START, b.bad_order)
+        result.reject(REASON_TOO_LONG, b.too_long)
+        result.reject(REASON_IN_FUTURE, b.future)
+        # what the walker skipped for its kind: every span received is accounted for
+        result.ignore(IGNORED_SPAN_KIND, received - b.n - b.bad_time - b.bad_order - b.too_long - b.future)
+        if b.n:
+            # keys have plan-wide ids: labels are built once per series key, not per request
+            known = b.known
+            if self._known is not known:   # the plan started its table again
+                self._known, self._labels_by_id = known, []
+            by_id = self._labels_by_id
+            ids = np.frombuffer(b.key_ids, np.int64).tolist()
+            top = max(ids)
+            while len(by_id) <= top:
+                by_id.append(self._labels(known[len(by_id)]))
+            label_sets = [by_id[i] for i in ids]
+            if BUCKETS_IN_C:   # HDR buckets, slots and per-series stats computed in C too
+                rec = self.aggregator.record_batch(METRIC, label_sets, b, unit="s", help=HELP)
+            else:
+                rec = self.aggregator.record_durations(
+                    METRIC, label_sets, np.frombuffer(b.which, np.int64), np.frombuffer(b.ends, np.int64),
+                    np.frombuffer(b.durs, np.float64), unit="s", help=HELP)
+            result.merge(rec)
+        return self._outcome(result, received)
+
+    @staticmethod
+    def _outcome(result: RecordResult, received: int) -> Outcome:
         response = ExportTraceServiceResponse()
         if result.rejected:
             response.partial_success.CopyFrom(ExportTracePartialSuccess(
