@@ -28,7 +28,8 @@ from collector.query.errors import QueryError, Timeout, Unavailable, Unprocessab
 # A query that loaded more samples than this gives its freed heap back to the OS.
 RELEASE_AFTER_SAMPLES = 1_000_000
 RELEASE_AFTER_S = 0.25
-QUERY_NICE = 10     # or that ran this long (its intermediate matrices were large)
+QUERY_NICE = 10
+ANSWER_GRACE_S = 0.25   # past its deadline, a query is answered 503 timeout within this     # or that ran this long (its intermediate matrices were large)
 
 
 class QueryGate:
@@ -91,20 +92,26 @@ class QueryGate:
             self.waiting -= 1
         self.running += 1
         self._gauge()
-        try:
-            return await self._in_thread(fn, token)
-        finally:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+
+        def finished(_: asyncio.Future) -> None:   # the thread is free again: only now the slot
             self.running -= 1
             self._gauge()
             sem.release()
 
-    async def _in_thread(self, fn: Callable[[], Any], token: cancel.Token) -> Any:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future = loop.create_future()
+        fut.add_done_callback(finished)
         self._ensure_threads()
         self._jobs.put((fn, token, loop, fut))
+        # The answer does not wait for the thread to notice its deadline: on a busy machine a
+        # low-priority query thread may take a while to reach its next check. The thread
+        # (and its slot) is freed when it has unwound.
+        remaining = max(0.0, token.deadline - time.monotonic()) + ANSWER_GRACE_S
         try:
-            return await fut
+            return await asyncio.wait_for(asyncio.shield(fut), timeout=remaining)
+        except asyncio.TimeoutError:
+            token.cancel(cancel.TIMEOUT)
+            raise Timeout("query timed out in expression evaluation") from None
         except asyncio.CancelledError:
             token.cancel(cancel.SHUTDOWN)
             raise
@@ -163,6 +170,7 @@ def _deliver(fut: asyncio.Future, ok: bool, value: Any) -> None:
         fut.set_result(value)
     else:
         fut.set_exception(value)
+        fut.exception()   # retrieved: the request may have been answered already (timeout)
 
 
 def _cancelled_error(e: cancel.Cancelled) -> QueryError:

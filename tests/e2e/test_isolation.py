@@ -320,8 +320,8 @@ def test_day_long_range_query_over_every_series_stalls_nothing(tmp_path, backlog
     assert done, "no heavy query finished"
     for code, took, err in done:
         assert code == 200 or (code == 503 and err == "timeout"), (code, err)
-        # stopped soon after its deadline (its thread runs at a lower priority on a loaded machine)
-        assert took < QUERY_TIMEOUT_S + 3, f"a query took {took:.1f}s with a {QUERY_TIMEOUT_S}s timeout"
+        # answered at its deadline (the gate does not wait for a busy thread to notice it)
+        assert took < QUERY_TIMEOUT_S + 1.5, f"a query took {took:.1f}s with a {QUERY_TIMEOUT_S}s timeout"
     assert paged_after < 5.0, f"the rule paged {paged_after:.1f}s after the slow spans"
     watch.assert_healthy()
     _sigterm_and_recount(srv, watch, tmp_path, hook)   # the two clients are mid-query

@@ -107,3 +107,24 @@ def test_the_watchdog_interrupts_work_that_cannot_check_itself():
     with token.interrupts(interrupted.set):
         assert interrupted.wait(2), "the deadline passed and the interrupt hook was not called"
     assert token.reason == cancel.TIMEOUT
+
+
+def test_the_answer_comes_at_the_deadline_even_when_the_thread_cannot_check_and_its_slot_waits_for_it():
+    """A thread starved of CPU (or in a call that cannot check) does not hold up the
+    answer; its slot is given back only when it has unwound, so at most
+    max_concurrent queries ever run."""
+    gate = QueryGate(max_concurrent=1, max_queued=4, timeout_s=5)
+
+    async def main():
+        t0 = time.monotonic()
+        with pytest.raises(Timeout):
+            await gate.run(lambda: time.sleep(1.5), timeout_s=0.3)   # never checks its token
+        answered = time.monotonic() - t0
+        assert gate.running == 1                      # the thread is still busy
+        t1 = time.monotonic()
+        assert await gate.run(lambda: "next") == "next"
+        return answered, time.monotonic() - t1
+
+    answered, waited = asyncio.run(main())
+    assert answered < 1.0
+    assert waited > 0.5   # it got the slot only when the first thread was free
