@@ -156,27 +156,9 @@ def _shown_keys(model: type[BaseModel]) -> list[str]:
     return out
 
 
-def model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
-    """The model class that holds the keys at ``loc`` (a tuple of keys and list indexes)."""
-    kind, cur = "model", root
-    for part in loc:
-        if kind == "list" or kind == "dict":
-            kind, cur = _unwrap(cur)
-            continue
-        if kind == "model" and isinstance(part, int):   # an item of a `M | list[M]` key's list form
-            continue
-        if kind != "model" or not isinstance(part, str):
-            return None
-        name = field_names(cur).get(part)
-        if name is None:
-            return None
-        kind, cur = _unwrap(cur.model_fields[name].annotation)
-    return cur if kind == "model" else None
-
-
-def kind_at(root: type[BaseModel], loc: tuple) -> str | None:
-    """What the config holds at ``loc``: "model", "list", "dict", "scalar", or None
-    when ``loc`` is not a path of the models (an unknown key)."""
+def _walk(root: type[BaseModel], loc: tuple) -> tuple[str, Any] | None:
+    """(kind, annotation) of what the config holds at ``loc`` (keys and list indexes),
+    as ``_unwrap`` gives it; None when ``loc`` is not a path of the models."""
     kind, cur = "model", root
     for part in loc:
         if kind in ("list", "dict"):
@@ -190,7 +172,20 @@ def kind_at(root: type[BaseModel], loc: tuple) -> str | None:
         if name is None:
             return None
         kind, cur = _unwrap(cur.model_fields[name].annotation)
-    return kind
+    return kind, cur
+
+
+def model_at(root: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The model class that holds the keys at ``loc`` (a tuple of keys and list indexes)."""
+    found = _walk(root, loc)
+    return found[1] if found is not None and found[0] == "model" else None
+
+
+def kind_at(root: type[BaseModel], loc: tuple) -> str | None:
+    """What the config holds at ``loc``: "model", "list", "dict", "scalar", or None
+    when ``loc`` is not a path of the models (an unknown key)."""
+    found = _walk(root, loc)
+    return found[0] if found is not None else None
 
 
 def _clean_loc(root: type[BaseModel], raw: tuple) -> tuple:
