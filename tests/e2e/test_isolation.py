@@ -32,9 +32,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from serverproc import REPO, ServerProcess
 
-# The three scenarios load the machine heavily; one xdist worker runs them in turn
-# (make test uses --dist loadgroup) so that they do not measure each other.
-pytestmark = pytest.mark.xdist_group("isolation")
+# The three scenarios measure latency against a bound: `make test` runs them after the
+# parallel part of the suite, alone, so that other tests do not load the machine under them.
+pytestmark = pytest.mark.serial
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "notify"))
 from notify_fakes import FakeHTTP  # noqa: E402

@@ -77,7 +77,14 @@ def test_unreachable_at_start_is_one_line_and_wait_retries(own_pg, tmp_path):
                    "it; or start with --wait to retry until it is"], out
 
     waiting = ServerProcess(tmp_path, cfg, _env(own_pg, tmp_path), args=("--wait", "2m"))
-    starter = threading.Timer(3.0, own_pg.start)
+
+    def start_once_it_retries():   # not on a timer: a loaded machine may start the server late
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "retrying" not in "".join(waiting.lines):
+            time.sleep(0.1)
+        own_pg.start()
+
+    starter = threading.Thread(target=start_once_it_retries)
     starter.start()
     try:
         waiting.start(timeout=120)
