@@ -9,6 +9,7 @@ from collector import cancel
 from collector.query import functions as F
 from collector.query import hist as H
 from collector.query import histrange as HR
+from collector.query import histsamples as HS
 from collector.query import rangefuncs as R
 from collector.query.errors import BadData
 from collector.query.selectors import selector_matchers
@@ -183,13 +184,18 @@ def _range_call(ev, name: str, args: list, T):
     hists = []
     if name in ("rate", "increase"):
         hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]
-    elif arg.hists or arg.hsamples:
-        if name not in HR.HIST_OVER_TIME and name not in HR.FLOAT_ONLY:
+    if arg.hists or arg.hsamples:
+        # rate/increase of stored (slot) histograms add the slots' deltas exactly
+        # (above); everything else sees a stored histogram as samples at its slot
+        # ends, and histogram samples (native series, subqueries) as Prometheus does.
+        if name not in HS.SAMPLE_FUNCS and name not in HR.HIST_OVER_TIME and name not in HR.FLOAT_ONLY:
             raise BadData(f"{name}() of histogram samples is not supported")
-        srcs = [(h.labels,) + HR.samples_of(h, ev.q.max_cells) for h in arg.hists] + list(arg.hsamples)
+        srcs = [] if name in ("rate", "increase") else \
+            [(h.labels,) + HR.samples_of(h, ev.q.max_cells) for h in arg.hists]
+        srcs += list(arg.hsamples)
         for lab, ts, mat in srcs:
             cancel.check()
-            r = HR.apply(name, lab, ts, mat, arg.T, arg.w_ns)
+            r = HS.apply(name, lab, ts, mat, arg.T, arg.w_ns)
             if r is None:
                 continue
             out_lab = dict(lab) if name in R.KEEP_NAME else drop_name(lab)
