@@ -159,3 +159,23 @@ def dense_mat(template: H.HMat, vals: list) -> H.HMat:
         if v is not None:
             counts[s], count[s], total[s], present[s] = v.counts, v.count, v.sum, True
     return H.HMat(template.schema, template.keys, counts, count, total, present, np.ones(S))
+
+
+def as_nh(m: H.HMat, s: int):
+    """Step s of any HMat as an exphist.NH (for printing and comparing in the
+    notation): exponential ones as they are; custom-bound and HDR ones as a
+    custom-bucket histogram over their bucket upper bounds."""
+    if m.schema == EXP:
+        return at(m, s)
+    if not m.present[s]:
+        return None
+    f = float(m.scale[s])
+    _, upper = H.bucket_edges(m)
+    finite = [float(u) for u in upper if not math.isinf(u)]
+    pos = {}
+    for k, u in enumerate(upper):
+        c = float(m.counts[s, k]) * f
+        if c:
+            pos[finite.index(float(u)) if not math.isinf(u) else len(finite)] = c
+    return X.NH(schema=X.CUSTOM_SCHEMA, count=float(m.count[s]) * f, sum=float(m.sum[s]) * f, pos=pos,
+                custom=tuple(finite))
