@@ -206,6 +206,30 @@ def _range_call(ev, name: str, args: list, T):
                     masks.append(r[2])
             elif r[1].present.any():
                 hists.append(H.HSeries(out_lab, mat=r[1]))
+    if arg.hsamples and name in ("count_over_time", "present_over_time"):
+        labels, vals, masks = _merge_kinds(name, labels, vals, masks)
     out = Vec.of(labels, vals, masks, S)
     out.hists = hists
     return out
+
+
+def _merge_kinds(name: str, labels: list, vals: list, masks: list):
+    """A series with float and histogram samples counts both kinds in one
+    result (count_over_time, present_over_time), as Prometheus."""
+    from collector.query.values import lkey
+
+    seen: dict = {}
+    out_l, out_v, out_m = [], [], []
+    for l, v, m in zip(labels, vals, masks):
+        k = lkey(l)
+        if k not in seen:
+            seen[k] = len(out_l)
+            out_l.append(l)
+            out_v.append(np.where(m, v, 0.0))
+            out_m.append(m.copy())
+            continue
+        i = seen[k]
+        add = np.where(m, v, 0.0)
+        out_v[i] = np.maximum(out_v[i], add) if name == "present_over_time" else out_v[i] + add
+        out_m[i] = out_m[i] | m
+    return out_l, out_v, out_m

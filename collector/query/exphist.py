@@ -139,7 +139,7 @@ class NH:
             lo, hi = self._edges(i)
             if 0 < lo < t:
                 lo = t
-            out.append((lo, hi, self.pos[i], 0))
+            out.append((lo, hi, self.pos[i], 3 if self.is_custom and i == 0 else 0))
         return out
 
     # -- zero bucket ------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ class NH:
         lower_set = upper_set = False
         for lo, hi, c, _ in self.buckets():
             zero = False
-            if not self.is_custom and lo <= 0 <= hi:
+            if lo <= 0 <= hi:   # the zero bucket (or a custom bucket around 0, as Prometheus)
                 zero = True
                 if not self.neg and self.pos:
                     lo = 0.0
