@@ -55,3 +55,31 @@ def test_check_warns_about_expressions_that_never_produce_samples(capsys):
     assert lines[0].startswith(f'{path}:4:9: group "w", rule 1 "NeverFires": warning: max(...) ignores histogram')
     assert lines[1].startswith(f'{path}:8:9: group "w", rule 3 "also:never": warning: abs() takes only float')
     assert len(lines) == 2   # histogram_quantile over the same metric is fine
+
+
+def test_native_histogram_notation_in_input_series_and_expected_samples(capsys):
+    native = TESTDATA / "native"
+    assert main(["rules", "test", str(native / "native_test.yaml")]) == 0
+    assert "SUCCESS" in capsys.readouterr().out
+    assert main(["rules", "test", str(native / "native_fail_test.yaml")]) == 1
+    out = capsys.readouterr().out
+    # floats print at full precision, histograms in Prometheus's notation, so they never look equal
+    assert 'exp: {instance="a", job="api"} 1.3E+01, {instance="b", job="api"} 4E+00' in out
+    assert ('exp: {__name__="req_seconds", instance="a", job="api"} {{count:14 sum:24 buckets:[1 13 1]}}\n'
+            '        got: {__name__="req_seconds", instance="a", job="api"} {{count:14 sum:24 buckets:[1 12 1]}}') in out
+    # the alert and the recording rule over the histogram still passed
+    assert "MedianAboveOneSecond" not in out and "rate10m_p50" not in out
+
+
+def test_malformed_native_histogram_reports_itself(tmp_path, capsys):
+    (tmp_path / "rules.yaml").write_text((TESTDATA / "native" / "rules.yaml").read_text())
+    f = tmp_path / "bad_test.yaml"
+    f.write_text("rule_files: [rules.yaml]\ntests:\n"
+                 "  - name: bad\n    input_series:\n      - series: h\n        values: '{{schema:0 count:1 bukets:[1]}}'\n"
+                 "  - name: good\n    input_series:\n      - series: h\n        values: '{{count:1 buckets:[1]}}'\n"
+                 "    promql_expr_test:\n      - expr: histogram_count(h)\n        eval_time: 0m\n"
+                 "        exp_samples: [{labels: '{}', value: 2}]\n")
+    assert main(["rules", "test", str(f)]) == 1
+    out = capsys.readouterr().out
+    assert "unknown key 'bukets'" in out
+    assert 'expr: "histogram_count(h)"' in out and "got: {} 1E+00" in out   # the next group ran
