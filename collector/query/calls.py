@@ -170,6 +170,8 @@ def _range_call(ev, name: str, args: list, T):
         cancel.check()
         ev.check()
         v, m = R.eval_float(name, fd, arg.T, arg.w_ns, params)
+        if name in ("rate", "increase") and len(fd.ts):
+            _counter_name_info(lab.get("__name__", ""))
         if m.any():
             labels.append(dict(lab) if keep else drop_name(lab))
             vals.append(v)
@@ -233,3 +235,15 @@ def _merge_kinds(name: str, labels: list, vals: list, masks: list):
         out_v[i] = np.maximum(out_v[i], add) if name == "present_over_time" else out_v[i] + add
         out_m[i] = out_m[i] | m
     return out_l, out_v, out_m
+
+
+_COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
+
+
+def _counter_name_info(metric: str) -> None:
+    """Prometheus's info when rate/increase read float samples of a metric whose
+    name does not say it is a counter."""
+    if metric and not metric.endswith(_COUNTER_SUFFIXES):
+        from collector.query import annotations
+        annotations.info(f'metric might not be a counter, name does not end in _total/_sum/_count/_bucket: '
+                         f'"{metric}"')

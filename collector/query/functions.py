@@ -150,13 +150,16 @@ def _classic(v: Vec, fname: str) -> list[H.HSeries]:
     groups: dict[tuple, tuple[dict, dict[float, list[int]], str]] = {}
     for i, l in enumerate(v.labels):
         cancel.check()
-        if "le" not in l:
-            continue
-        le = _le(l["le"])
+        le = _le(l["le"]) if "le" in l else None
         if le is None:
+            if v.mask[i].any():
+                annotations.warn(f'bucket label "le" is missing or has a malformed value of "{l.get("le", "")}" '
+                                 f'for metric name "{l.get("__name__", "")}"')
             continue
+        # Buckets of two metric names are two histograms (whose results then
+        # collide on their labels, an error as in Prometheus), never one.
         g = {k: x for k, x in l.items() if k not in ("le", "__name__")}
-        entry = groups.setdefault(lkey(g), (g, {}, l.get("__name__", "")))
+        entry = groups.setdefault(lkey(g) + (("__name__", l.get("__name__", "")),), (g, {}, l.get("__name__", "")))
         entry[1].setdefault(le, []).append(i)
     out = []
     S = v.vals.shape[1]

@@ -214,8 +214,11 @@ def quantile(m: HMat, q: np.ndarray) -> np.ndarray:
     total = cum[:, -1]
     ok = m.present & (total > 0) & (m.scale > 0)
     if m.schema == HDR:
-        rank = np.maximum(1.0, np.ceil(np.round(q * total, 9)))
-        pos = np.argmax(cum >= rank[:, None] - 1e-9, axis=1)
+        # Nearest rank: the first non-empty bucket whose cumulative count reaches
+        # q·total (for integer counts the same as ceil(q·total); counts of a rate
+        # over histogram samples are fractional).
+        rank = q * total
+        pos = np.argmax((cum >= (rank * (1 - 1e-12))[:, None]) & (cum > 0), axis=1)
         val = hdr.mid_seconds(m.keys[pos].astype(np.int64))
     else:
         rank = q * total
