@@ -65,6 +65,21 @@ class WritableSource:
     def read_native(self, series_ids, start_ns, end_ns):
         return self.base.read_native(series_ids, start_ns, end_ns)
 
+    def record_histogram(self, metric: str, labels: dict, t: float, h) -> None:
+        """A recording rule's histogram sample (exphist.NH), kept exactly like input series."""
+        from collector.model import KIND_NATIVE
+
+        lab = make_labels(labels)
+        sid = series_id(metric, lab)
+        self.catalog.add(Series(sid, metric, lab, KIND_NATIVE))
+        ts, vals = self.base.native.get(sid, (np.zeros(0, np.int64), []))
+        t_ns = int(round(t * NS))
+        keep = ts != t_ns
+        vals = [v for v, k in zip(vals, keep) if k] + [h]
+        ts = np.append(ts[keep], t_ns)
+        order = np.argsort(ts, kind="stable")
+        self.base.native[sid] = (ts[order], [vals[i] for i in order])
+
     def read_samples(self, series_ids, start_ns, end_ns):
         base = self.base.read_samples(series_ids, start_ns, end_ns)
         if not self._sids:
@@ -141,7 +156,8 @@ def _run_one(test: dict, idx: int, rule_files: list[str], eval_interval: float, 
     source = _build_source(test, interval)
     engine = make_engine(source)
     got_alerts: dict[float, list] = {}
-    mgr = RuleManager(None, engine.instant_vector, source.record, lambda alerts: None, None,
+    mgr = RuleManager(None, _query_recording_histograms(engine, source, lambda: mgr), source.record,
+                      lambda alerts: None, None,
                       clock=lambda: 0.0, external_url=str(test.get("external_url", "")),
                       external_labels=dict(test.get("external_labels") or {}))
     errors = mgr.load(rule_files)
@@ -185,6 +201,34 @@ def _run_one(test: dict, idx: int, rule_files: list[str], eval_interval: float, 
     for x in expr_tests:
         failures.extend(_expr_case(engine, name, x, fuzzy))
     return failures
+
+
+def _query_recording_histograms(engine, source, manager):
+    """The rule evaluator's query function for rule tests. The evaluator records
+    float samples; a recording rule whose result holds histograms gets those
+    recorded here, exactly, under the rule's name and labels (as Prometheus
+    records histogram samples), before later rules of the group read them."""
+    from collector.query import nhmat
+    from alerting.rules.compile import RecordingRule
+
+    def query(expr: str, t: float):
+        res = engine.instant(expr, t)
+        if res.type == "scalar":
+            return [({}, float(res.value[0]))]
+        if res.type != "vector":
+            raise RuleTestError(f"expression {expr!r} gives a {res.type}, not an instant vector or scalar")
+        if res.hist_series:
+            rules = [r for g in manager().groups() for r in g.rules if isinstance(r, RecordingRule) and r.expr == expr]
+            for r in rules:
+                for labels, m in res.hist_series:
+                    h = nhmat.as_nh(m, 0)
+                    if h is not None:
+                        out = {k: v for k, v in labels.items() if k != "__name__"}
+                        out.update(r.labels)
+                        source.record_histogram(r.name, out, t, h)
+        return [(labels, v) for labels, v in res.samples()]
+
+    return query
 
 
 def _expr_text(expr) -> str:

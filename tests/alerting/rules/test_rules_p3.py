@@ -68,7 +68,7 @@ def test_native_histogram_notation_in_input_series_and_expected_samples(capsys):
     assert 'exp: {instance="a", job="api"} 1.3E+01, {instance="b", job="api"} 4E+00' in out
     assert ('exp: {__name__="req_seconds", instance="a", job="api"} {{count:14 sum:24 buckets:[1 13 1]}}\n'
             '        got: {__name__="req_seconds", instance="a", job="api"} {{count:14 sum:24 buckets:[1 12 1]}}') in out
-    # the alert and the recording rule over the histogram still passed
+    # the alert and the recording rules (one records a histogram) still passed
     assert "MedianAboveOneSecond" not in out and "rate10m_p50" not in out
 
 
