@@ -19,7 +19,8 @@ import re
 import numpy as np
 import promql_parser
 
-from collector.model import KIND_COUNTER, KIND_GAUGE, KIND_NATIVE, NS, SampleRows, Series, SeriesCatalog, make_labels, series_id
+from collector.model import (KIND_COUNTER, KIND_GAUGE, KIND_NATIVE, NS, SampleRows, Series, SeriesCatalog,
+                             make_labels, series_id)
 from collector.query.memsource import MemorySource
 from collector.query.stale import STALE_NAN
 

@@ -66,8 +66,9 @@ def test_native_histogram_notation_in_input_series_and_expected_samples(capsys):
     out = capsys.readouterr().out
     # floats print at full precision, histograms in Prometheus's notation, so they never look equal
     assert 'exp: {instance="a", job="api"} 1.3E+01, {instance="b", job="api"} 4E+00' in out
-    assert ('exp: {__name__="req_seconds", instance="a", job="api"} {{count:14 sum:24 buckets:[1 13 1]}}\n'
-            '        got: {__name__="req_seconds", instance="a", job="api"} {{count:14 sum:24 buckets:[1 12 1]}}') in out
+    lab = '{__name__="req_seconds", instance="a", job="api"}'
+    assert (f'exp: {lab} {{{{count:14 sum:24 buckets:[1 13 1]}}}}\n'
+            f'        got: {lab} {{{{count:14 sum:24 buckets:[1 12 1]}}}}') in out
     # the alert and the recording rules (one records a histogram) still passed
     assert "MedianAboveOneSecond" not in out and "rate10m_p50" not in out
 
@@ -76,7 +77,8 @@ def test_malformed_native_histogram_reports_itself(tmp_path, capsys):
     (tmp_path / "rules.yaml").write_text((TESTDATA / "native" / "rules.yaml").read_text())
     f = tmp_path / "bad_test.yaml"
     f.write_text("rule_files: [rules.yaml]\ntests:\n"
-                 "  - name: bad\n    input_series:\n      - series: h\n        values: '{{schema:0 count:1 bukets:[1]}}'\n"
+                 "  - name: bad\n    input_series:\n      - series: h\n"
+                 "        values: '{{schema:0 count:1 bukets:[1]}}'\n"
                  "  - name: good\n    input_series:\n      - series: h\n        values: '{{count:1 buckets:[1]}}'\n"
                  "    promql_expr_test:\n      - expr: histogram_count(h)\n        eval_time: 0m\n"
                  "        exp_samples: [{labels: '{}', value: 2}]\n")
