@@ -196,6 +196,10 @@ def _hist_binop(op, lhs: Vec, rhs: Vec, card, on, ignoring, return_bool) -> list
     """Histogram + histogram and histogram - histogram (one-to-one), as Prometheus;
     other operators on histograms drop those samples with an info annotation."""
     max_cells = 50_000_000
+    if op in ("*", "/") and card == "one_to_one" and not return_bool:
+        scaled = _hist_times_float(op, lhs, rhs, on, ignoring, max_cells)
+        if scaled is not None:
+            return scaled
     if op not in ("+", "-") or card != "one_to_one" or not (lhs.hists and rhs.hists):
         left = "histogram" if lhs.hists else "float"
         right = "histogram" if rhs.hists else "float"
@@ -230,6 +234,44 @@ def _hist_binop(op, lhs: Vec, rhs: Vec, card, on, ignoring, return_bool) -> list
         elif ignoring:
             labels = {x: y for x, y in labels.items() if x not in set(ignoring)}
         out.append(H.HSeries(labels, mat=m))
+    return out
+
+
+def _hist_times_float(op, lhs: Vec, rhs: Vec, on, ignoring, max_cells: int) -> list | None:
+    """histogram * float, float * histogram and histogram / float between two
+    vectors (one-to-one), as Prometheus 3: each histogram scaled by the matching
+    float sample. None when the operands are not of that shape."""
+    hist_left = bool(lhs.hists) and not rhs.hists and len(rhs.labels) > 0
+    hist_right = op == "*" and bool(rhs.hists) and not lhs.hists and len(lhs.labels) > 0
+    if not (hist_left or hist_right):
+        return None
+    hv, fv = (lhs, rhs) if hist_left else (rhs, lhs)
+    rows: dict[tuple, int] = {}
+    for i, l in enumerate(fv.labels):
+        k = _sig(l, on, ignoring)
+        if k in rows and (fv.mask[rows[k]] & fv.mask[i]).any():
+            side = "right" if hist_left else "left"
+            raise Unprocessable(f"found duplicate series for the match group on the {side} hand-side of the "
+                                "operation; many-to-many matching not allowed")
+        rows.setdefault(k, i)
+    out = []
+    for h in hv.hists:
+        i = rows.get(_sig(h.labels, on, ignoring))
+        if i is None:
+            continue
+        f = fv.vals[i]
+        with np.errstate(divide="ignore"):
+            f = 1.0 / f if op == "/" else f
+        m = H.scaled(h, f, max_cells).get(max_cells)
+        m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present & fv.mask[i], m.scale)
+        base = h.labels if hist_left else fv.labels[i]
+        labels = drop_name(base)
+        if on is not None:
+            labels = {x: y for x, y in labels.items() if x in on}
+        elif ignoring:
+            labels = {x: y for x, y in labels.items() if x not in set(ignoring)}
+        if m.present.any():
+            out.append(H.HSeries(labels, mat=m))
     return out
 
 

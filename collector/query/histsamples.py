@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from collector import cancel
 from collector.model import NS
 from collector.query import annotations
 from collector.query import exphist as X
@@ -66,6 +67,7 @@ def apply(func: str, labels: dict, ts: np.ndarray, mat: H.HMat, T: np.ndarray, w
     if func in ("resets", "changes"):
         out = np.zeros(S)
         for s in range(S):
+            cancel.check()
             n = 0
             for j in range(b[s] + 1, e[s]):
                 cur, prev = vals[j], vals[j - 1]
@@ -82,6 +84,7 @@ def apply(func: str, labels: dict, ts: np.ndarray, mat: H.HMat, T: np.ndarray, w
         return "float", np.ones(S), e > b
     res: list = [None] * S
     for s in range(S):
+        cancel.check()   # each step walks its window's samples in Python
         lo, hi = int(b[s]), int(e[s])
         if hi <= lo:
             continue

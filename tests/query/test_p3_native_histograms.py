@@ -142,6 +142,36 @@ CASES = [
     (SINGLE, "histogram_sum(-h)", 0, {L(): -5.0}),
     (SINGLE, "histogram_count(h + h)", 0, {L(): 8.0}),
     (SINGLE, "histogram_count(h - h)", 0, {L(): 0.0}),
+    # histogram * float and histogram / float between vectors; float / histogram is dropped
+    ("h {{schema:0 count:4 sum:6 z_bucket:1 z_bucket_w:0.001 buckets:[3] n_buckets:[0]}}\nf 3",
+     "histogram_count(h * f)", 0, {L(): 12.0}),
+    ("h {{schema:0 count:4 sum:6 z_bucket:1 z_bucket_w:0.001 buckets:[3]}}\nf 3",
+     "histogram_sum(f * h)", 0, {L(): 18.0}),
+    ("h {{schema:0 count:4 sum:6 z_bucket:1 z_bucket_w:0.001 buckets:[3]}}\nf 3",
+     "histogram_sum(h / f)", 0, {L(): 2.0}),
+    ("h {{schema:0 count:4 sum:6 buckets:[4]}}\nf 3", "f / h", 0, {}),
+    # the same buckets one step apart in schema -1, 0 and +1: the median is the middle on a log scale
+    ('v{s="-1"} {{schema:-1 sum:6 count:5 buckets:[0 5]}}\nv{s="0"} {{schema:0 sum:4 count:5 buckets:[0 5]}}\n'
+     'v{s="+1"} {{schema:1 sum:4 count:5 buckets:[0 5]}}', "histogram_quantile(0.5, v)", 0,
+     {L(s="-1"): 2.0, L(s="0"): math.sqrt(2), L(s="+1"): 2 ** 0.25}),
+    ('v{s="+1"} {{schema:1 sum:4 count:5 n_buckets:[0 0 5]}}', "histogram_fraction(-(2 ^ 0.75), 0, v)", 0,
+     {L(s="+1"): 0.5}),
+    # positive and negative buckets around a zero bucket: symmetric, linear inside the zero bucket
+    ("h {{schema:0 count:24 sum:100 z_bucket:4 z_bucket_w:0.001 buckets:[2 3 0 1 4] n_buckets:[2 3 0 1 4]}}",
+     "histogram_quantile(0.5, h)", 0, {L(): 0.0}),
+    ("h {{schema:0 count:24 sum:100 z_bucket:4 z_bucket_w:0.001 buckets:[2 3 0 1 4] n_buckets:[2 3 0 1 4]}}",
+     "histogram_quantile(0.55, h)", 0, {L(): -0.001 + 0.002 * (14 - 0.45 * 24) / 4}),  # 10 above it, rank 10.8 from the top
+    ("h {{schema:0 count:2 sum:2 buckets:[2]}}", "histogram_count(h)", 0, {L(): 2.0}),
+    ("h {{schema:0 count:24 sum:100 z_bucket:4 z_bucket_w:0.001 buckets:[2 3 0 1 4] n_buckets:[2 3 0 1 4]}}",
+     "histogram_fraction(-0.0005, 0.0005, h)", 0, {L(): 2 / 24}),
+    ("h {{schema:0 count:12 sum:100 z_bucket:2 z_bucket_w:0.001 buckets:[2 3 0 1 4]}}",
+     "histogram_fraction(0, 0.0005, h)", 0, {L(): 1 / 12}),
+    ("h {{schema:0 count:12 sum:100 z_bucket:2 z_bucket_w:0.001 buckets:[2 3 0 1 4]}}",
+     "histogram_fraction(1.5, 2, h)", 0, {L(): 3 * (1 - math.log2(1.5)) / 12}),
+    ("h {{schema:0 count:12 sum:100 z_bucket:2 z_bucket_w:0.001 buckets:[2 3 0 1 4]}}",
+     "histogram_fraction(NaN, 42, h)", 0, {L(): NAN}),
+    ("h {{schema:0 count:12 sum:100 z_bucket:2 z_bucket_w:0.001 buckets:[2 3 0 1 4]}}",
+     "histogram_fraction(42, 3.1415, h)", 0, {L(): 0.0}),
     # a counter reset inside the window
     ("h {{count:4 sum:4 buckets:[4]}} {{count:6 sum:6 buckets:[6]}} {{count:1 sum:1 buckets:[1]}}",
      "resets(h[15m])", 600, {L(): 1.0}),
