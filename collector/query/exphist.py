@@ -178,11 +178,26 @@ class NH:
         self.neg = {i: c for i, c in self.neg.items() if self._edges(i)[0] >= t}
 
     # -- arithmetic ---------------------------------------------------------------------------------
-    def _combine(self, other: "NH", sign: float) -> "NH":
+    def reconciled(self, bounds: tuple) -> "NH":
+        """A custom-bucket histogram on fewer bounds (a subset of its own): each
+        bucket goes into the new bucket that holds its upper bound."""
+        out = self.copy()
+        out.custom = tuple(bounds)
+        out.pos = {}
+        for i, c in self.pos.items():
+            hi = self.custom[i] if i < len(self.custom) else math.inf
+            j = next((k for k, b in enumerate(bounds) if b >= hi), len(bounds))
+            out.pos[j] = out.pos.get(j, 0.0) + c
+        return out
+
+    def _combine(self, other: "NH", sign: float, context: str | None = None) -> "NH":
         if self.is_custom != other.is_custom:
             raise Incompatible("cannot combine exponential and custom-bucket histograms")
         if self.is_custom and tuple(self.custom) != tuple(other.custom):
-            raise Incompatible("cannot combine custom-bucket histograms with different bounds")
+            # As Prometheus 3: both go onto the bounds they share, with an info.
+            common = tuple(sorted(set(self.custom) & set(other.custom)))
+            _reconciled_info(context or ("addition" if sign > 0 else "subtraction"))
+            return self.reconciled(common)._combine(other.reconciled(common), sign, context)
         h = self.copy()
         if sign > 0:
             h.hint = _add_hint(h.hint, other.hint)
@@ -212,11 +227,11 @@ class NH:
                 dst[i] = dst.get(i, 0.0) + sign * c
         return h
 
-    def add(self, other: "NH") -> "NH":
-        return self._combine(other, 1.0)
+    def add(self, other: "NH", context: str | None = None) -> "NH":
+        return self._combine(other, 1.0, context)
 
-    def sub(self, other: "NH") -> "NH":
-        return self._combine(other, -1.0)
+    def sub(self, other: "NH", context: str | None = None) -> "NH":
+        return self._combine(other, -1.0, context)
 
     # -- comparisons ----------------------------------------------------------------------------------
     def detect_reset(self, prev: "NH") -> bool:
@@ -228,10 +243,14 @@ class NH:
             return False
         if self.count < prev.count:
             return True
-        if self.is_custom != prev.is_custom or (self.is_custom and tuple(self.custom) != tuple(prev.custom)):
+        if self.is_custom != prev.is_custom:
             return True
         if self.is_custom:
-            return any(self.pos.get(i, 0.0) < c for i, c in prev.pos.items())
+            cur = self
+            if tuple(self.custom) != tuple(prev.custom):   # compared on the bounds both have
+                common = tuple(sorted(set(self.custom) & set(prev.custom)))
+                cur, prev = self.reconciled(common), prev.reconciled(common)
+            return any(cur.pos.get(i, 0.0) < c for i, c in prev.pos.items())
         if self.schema > prev.schema:
             return True
         if self.zero_threshold < prev.zero_threshold:
@@ -421,6 +440,11 @@ class NH:
                 res.append(f"{okey}:{nz[0]}")
             res.append(f"{bkey}:[" + " ".join(go_g(buckets.get(i, 0.0)) for i in range(nz[0], nz[-1] + 1)) + "]")
         return "{{" + " ".join(res) + "}}"
+
+
+def _reconciled_info(context: str) -> None:
+    from collector.query import annotations
+    annotations.info(f"mismatched custom buckets were reconciled during {context}")
 
 
 def _div0(x: float) -> float:

@@ -148,10 +148,10 @@ def scaled(h: HSeries, f, max_cells: int) -> HSeries:
     return HSeries(labels, mat=HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present, m.scale * f))
 
 
-def add_mats(mats: list[HMat]) -> HMat:
+def add_mats(mats: list[HMat], context: str = "aggregation") -> HMat:
     if mats[0].schema == EXP and all(m.schema == EXP for m in mats):
         from collector.query import nhmat
-        return nhmat.add_mats(mats)
+        return nhmat.add_mats(mats, context)
     if len({m.schema for m in mats}) > 1:
         raise BadData("cannot combine HDR histograms with custom-bucket histograms")
     keys = mats[0].keys

@@ -111,7 +111,7 @@ def _sum(window: list, name: str):
     acc = window[0].copy()
     try:
         for h in window[1:]:
-            acc = acc.add(h)
+            acc = acc.add(h, "aggregation") if isinstance(acc, X.NH) else acc.add(h)
     except X.Incompatible:
         annotations.warn(f'vector contains a mix of histograms with exponential and custom buckets schemas '
                          f'for metric name "{name}"')

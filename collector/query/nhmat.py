@@ -47,7 +47,7 @@ def steps(m: H.HMat) -> list:
     return [at(m, s) for s in range(len(m.present))]
 
 
-def add_mats(mats: list[H.HMat]) -> H.HMat:
+def add_mats(mats: list[H.HMat], context: str = "aggregation") -> H.HMat:
     """Step by step sum (Prometheus's aggregation Add: schemas reduced to the
     lowest, zero buckets reconciled). Exponential and custom buckets together
     give no result at that step, with Prometheus's warning."""
@@ -61,7 +61,7 @@ def add_mats(mats: list[H.HMat]) -> H.HMat:
             if h is None:
                 continue
             try:
-                acc = h.copy() if acc is None else acc.add(h)
+                acc = h.copy() if acc is None else acc.add(h, context)
             except X.Incompatible:
                 bad = True
                 break
@@ -179,3 +179,10 @@ def as_nh(m: H.HMat, s: int):
             pos[finite.index(float(u)) if not math.isinf(u) else len(finite)] = c
     return X.NH(schema=X.CUSTOM_SCHEMA, count=float(m.count[s]) * f, sum=float(m.sum[s]) * f, pos=pos,
                 custom=tuple(finite))
+
+
+def divided(m: H.HMat, divisor: np.ndarray) -> H.HMat:
+    """Step by step h / d (Prometheus's Div: dividing by zero leaves count, sum and
+    zero bucket at ±Inf or NaN and removes every other bucket)."""
+    d = np.broadcast_to(np.asarray(divisor, float), m.present.shape)
+    return mat([h.div(float(d[s])) if h is not None else None for s, h in enumerate(steps(m))])

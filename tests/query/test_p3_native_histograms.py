@@ -172,6 +172,20 @@ CASES = [
      "histogram_fraction(NaN, 42, h)", 0, {L(): NAN}),
     ("h {{schema:0 count:12 sum:100 z_bucket:2 z_bucket_w:0.001 buckets:[2 3 0 1 4]}}",
      "histogram_fraction(42, 3.1415, h)", 0, {L(): 0.0}),
+    # dividing by zero: count and sum go to Inf, every bucket but the zero bucket goes
+    ("h {{schema:0 count:4 sum:6 z_bucket:1 z_bucket_w:0.001 buckets:[3]}}\nf 0",
+     "histogram_count(h / 0)", 0, {L(): math.inf}),
+    ("h {{schema:0 count:4 sum:6 z_bucket:1 z_bucket_w:0.001 buckets:[3]}}\nf 0",
+     "histogram_sum(h / f)", 0, {L(): math.inf}),
+    ("h {{schema:0 count:4 sum:6 buckets:[3]}}", "histogram_sum(h * 0 / 0)", 0, {L(): NAN}),
+    # custom bounds that differ are reconciled onto the bounds both have
+    ('h{s="1"} {{schema:-53 sum:1 count:1 custom_values:[5 10] buckets:[1]}}\n'
+     'h{s="2"} {{schema:-53 sum:1 count:1 custom_values:[2 10] buckets:[0 1]}}',
+     "histogram_fraction(0, 10, sum(h))", 0, {L(): 1.0}),
+    ('h {{schema:-53 sum:1 count:1 custom_values:[5] buckets:[1]}} {{schema:-53 sum:2 count:2 '
+     'custom_values:[5 10] buckets:[2]}}', "resets(h[10m])", 300, {L(): 0.0}),
+    ('h {{schema:-53 sum:1 count:1 custom_values:[5] buckets:[1]}} {{schema:-53 sum:2 count:2 '
+     'custom_values:[5 10] buckets:[2]}}', "changes(h[10m])", 300, {L(): 1.0}),
     # a counter reset inside the window
     ("h {{count:4 sum:4 buckets:[4]}} {{count:6 sum:6 buckets:[6]}} {{count:1 sum:1 buckets:[1]}}",
      "resets(h[15m])", 600, {L(): 1.0}),
@@ -267,3 +281,32 @@ def test_notation_round_trip_and_schema_reduction():
     narrow = X.parse("{{count:2 z_bucket:1 z_bucket_w:0.1 buckets:[1] offset:-2}}")  # bucket (0.125, 0.25]
     both = wide.add(narrow)
     assert both.zero_threshold == 0.5 and both.zero_count == 3 and both.pos == {0: 1.0}
+
+
+def test_histogram_equality_and_reconciliation_infos():
+    e = engine('a {{schema:-53 sum:1 count:1 custom_values:[2] buckets:[1]}} '
+               '{{schema:-53 sum:1 count:1 custom_values:[5 10] buckets:[1]}}\n'
+               'b {{schema:-53 sum:1 count:1 custom_values:[5 10] buckets:[1]}}x1')
+    r = e.range("a == b", 0, 300, 300)
+    assert [h[0] for h in r.data[0]["histograms"]] == [300] and r.data[0]["metric"] == {"__name__": "a"}
+    r = e.range("a != b", 0, 300, 300)
+    assert [h[0] for h in r.data[0]["histograms"]] == [0] and r.infos == []
+    r = e.instant("a > b", 0)
+    assert r.data == [] and any("incompatible sample types" in i for i in r.infos)
+    r = e.instant("sum({__name__=~\"a|b\"})", 0)
+    assert r.infos == ["PromQL info: mismatched custom buckets were reconciled during aggregation"]
+    assert r.data[0]["histogram"][1]["count"] == "2"
+    r = e.instant("a - ignoring() b", 0)
+    assert r.infos == ["PromQL info: mismatched custom buckets were reconciled during subtraction"]
+
+
+def test_increase_with_a_reset_in_one_bucket():
+    # the count grows, but the second bucket drops: a reset, so the sample before it is added back
+    e = engine("h {{schema:0 count:4 sum:5 buckets:[1 2 1]}} {{schema:0 count:5 sum:6 buckets:[1 1 3]}} "
+               "{{schema:0 count:6 sum:7 buckets:[1 2 3]}}")
+    r = e.instant("increase(h[15m])", 600)
+    from collector.query import nhmat
+    (_, m), = r.hist_series
+    # last (6 observations) counted from the reset, extrapolated by 900/600
+    assert nhmat.as_nh(m, 0).test_expression() == "{{count:9 sum:10.5 counter_reset_hint:gauge buckets:[1.5 3 4.5]}}"
+    assert r.warnings == []
