@@ -199,8 +199,7 @@ class NH:
             _reconciled_info(context or ("addition" if sign > 0 else "subtraction"))
             return self.reconciled(common)._combine(other.reconciled(common), sign, context)
         h = self.copy()
-        if sign > 0:
-            h.hint = _add_hint(h.hint, other.hint)
+        h.hint = _add_hint(h.hint, other.hint) if sign > 0 else "gauge"   # a difference is no counter
         h.count += sign * other.count
         h.sum += sign * other.sum
         if h.is_custom:
@@ -328,8 +327,8 @@ class NH:
                 return lo
         if count > self.count:
             count = self.count
-        if count < rank:
-            return hi
+        if count < rank:   # the rank lies among NaN observations (sum is NaN): no answer
+            return math.nan if math.isnan(self.sum) else hi
         if forward:
             rank -= count - bc
         else:
@@ -382,11 +381,19 @@ class NH:
             if lower_set and upper_set:
                 break
             rank += c
+        # Past the last bucket: everything counted in buckets (NaN observations, which
+        # count but sit in no bucket, are in no fraction).
         if not lower_set or lower_rank > self.count:
-            lower_rank = self.count
+            lower_rank = min(rank, self.count)
         if not upper_set or upper_rank > self.count:
-            upper_rank = self.count
+            upper_rank = min(rank, self.count)
         return (upper_rank - lower_rank) / self.count
+
+    def nan_observations(self) -> bool:
+        """Observations of NaN: the sum is NaN and the buckets hold fewer than the count."""
+        if not math.isnan(self.sum):
+            return False
+        return sum(c for _, _, c, _ in self.buckets()) < self.count
 
     def variance(self) -> float:
         """histogram_stdvar: observations at the geometric mean of their
@@ -440,6 +447,34 @@ class NH:
                 res.append(f"{okey}:{nz[0]}")
             res.append(f"{bkey}:[" + " ".join(go_g(buckets.get(i, 0.0)) for i in range(nz[0], nz[-1] + 1)) + "]")
         return "{{" + " ".join(res) + "}}"
+
+
+def stored_hints(values: list, chunk: int = 120) -> list:
+    """The counter-reset hints Prometheus's TSDB gives a series' samples once
+    stored (and so what its queries and promtool show): a gauge histogram stays
+    a gauge; a counter histogram that starts a chunk — the series' first, one
+    after a float or a gauge, after a reset or a layout change, or every
+    ``chunk`` samples — is ``unknown``, every other one ``not_reset``."""
+    out: list = []
+    prev = None
+    run = 0
+    for v in values:
+        if not isinstance(v, NH):
+            out.append(v)
+            prev, run = None, 0
+            continue
+        h = v.copy()
+        if h.hint != "gauge":
+            fresh = (prev is None or prev.hint == "gauge" or run >= chunk or h.schema != prev.schema
+                     or h.zero_threshold != prev.zero_threshold or tuple(h.custom) != tuple(prev.custom)
+                     or h.hint == "reset" or h.detect_reset(prev))
+            h.hint = "unknown" if fresh else "not_reset"
+            run = 1 if fresh else run + 1
+        else:
+            run = 0
+        out.append(h)
+        prev = h
+    return out
 
 
 def _reconciled_info(context: str) -> None:

@@ -210,7 +210,7 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
         cancel.check()
         m = h.get(max_cells)
         if name == "histogram_quantile":
-            r = H.quantile(m, args[0].vals)
+            r = H.quantile(m, args[0].vals, h.labels.get("__name__", ""))
         elif name == "histogram_count":
             r = m.count * m.scale
         elif name == "histogram_sum":
@@ -219,7 +219,7 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
             with np.errstate(all="ignore"):
                 r = m.sum / m.count
         elif name == "histogram_fraction":
-            r = H.fraction(m, args[0].vals, args[1].vals)
+            r = H.fraction(m, args[0].vals, args[1].vals, h.labels.get("__name__", ""))
         elif name == "histogram_stdvar":
             r = H.variance(m)
         elif name == "histogram_stddev":

@@ -200,12 +200,12 @@ def variance(m: HMat) -> np.ndarray:
     return np.where(m.present & (total > 0), var, np.nan)
 
 
-def quantile(m: HMat, q: np.ndarray) -> np.ndarray:
+def quantile(m: HMat, q: np.ndarray, name: str = "") -> np.ndarray:
     """histogram_quantile: HDR nearest rank at the bucket middle; custom buckets
     by Prometheus's classic linear interpolation."""
     if m.schema == EXP:
         from collector.query import nhmat
-        return nhmat.quantile(m, np.broadcast_to(q, m.present.shape))
+        return nhmat.quantile(m, np.broadcast_to(q, m.present.shape), name)
     S = len(m.count)
     out = np.full(S, np.nan)
     if len(m.keys) == 0:
@@ -248,12 +248,12 @@ def bucket_edges(m: HMat) -> tuple[np.ndarray, np.ndarray]:
     return lower, m.keys
 
 
-def fraction(m: HMat, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def fraction(m: HMat, lower: np.ndarray, upper: np.ndarray, name: str = "") -> np.ndarray:
     """histogram_fraction: share of observations in [lower, upper], values spread
     evenly inside a bucket (as hdr.fraction_below)."""
     if m.schema == EXP:
         from collector.query import nhmat
-        return nhmat.fraction(m, lower, upper)
+        return nhmat.fraction(m, lower, upper, name)
     lo, hi = bucket_edges(m)
     lower = np.asarray(lower, float)[:, None]
     upper = np.asarray(upper, float)[:, None]

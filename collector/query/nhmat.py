@@ -33,14 +33,20 @@ def mat(nhs: list) -> H.HMat:
 
 
 def at(m: H.HMat, s: int):
-    """Step s's histogram with the scale applied, or None."""
+    """Step s's histogram with the scale applied, or None (a negative factor
+    makes a gauge histogram, as Prometheus's unary minus)."""
     if not m.present[s]:
         return None
     h = m.keys[s]
     if h is None:
         return None
     f = float(m.scale[s])
-    return h if f == 1.0 else h.mul(f)
+    if f == 1.0:
+        return h
+    out = h.mul(f)
+    if f < 0:
+        out.hint = "gauge"
+    return out
 
 
 def steps(m: H.HMat) -> list:
@@ -83,13 +89,26 @@ def per_step(m: H.HMat, fn) -> np.ndarray:
     return out
 
 
-def quantile(m: H.HMat, q: np.ndarray) -> np.ndarray:
-    return per_step(m, lambda h, s: h.quantile(float(q[s])))
+def quantile(m: H.HMat, q: np.ndarray, name: str = "") -> np.ndarray:
+    def one(h, s):
+        v = h.quantile(float(q[s]))
+        if h.nan_observations():
+            how = "NaN" if math.isnan(v) else "skewed higher"
+            annotations.info(f'input to histogram_quantile has NaN observations, result is {how} '
+                             f'for metric name "{name}"')
+        return v
+    return per_step(m, one)
 
 
-def fraction(m: H.HMat, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def fraction(m: H.HMat, lower: np.ndarray, upper: np.ndarray, name: str = "") -> np.ndarray:
     lo, hi = np.broadcast_to(lower, m.present.shape), np.broadcast_to(upper, m.present.shape)
-    return per_step(m, lambda h, s: h.fraction(float(lo[s]), float(hi[s])))
+
+    def one(h, s):
+        if h.nan_observations():
+            annotations.info(f'input to histogram_fraction has NaN observations, which are excluded from all '
+                             f'fractions for metric name "{name}"')
+        return h.fraction(float(lo[s]), float(hi[s]))
+    return per_step(m, one)
 
 
 def variance(m: H.HMat) -> np.ndarray:

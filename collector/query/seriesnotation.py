@@ -176,8 +176,10 @@ def load(series: list[tuple[str, str]], interval_s: float, start_s: float = 0.0)
         parsed = parse_values(values)
         if any(not isinstance(v, float) and v is not MISSING for v in parsed):
             catalog.add(Series(sid, name, lab, KIND_NATIVE))
+            from collector.query.exphist import stored_hints
+
             keep = [(start_ns + i * step_ns, v) for i, v in enumerate(parsed) if v is not MISSING]
-            native[sid] = (np.array([t for t, _ in keep], np.int64), [v for _, v in keep])
+            native[sid] = (np.array([t for t, _ in keep], np.int64), stored_hints([v for _, v in keep]))
             continue
         kind = KIND_COUNTER if name.endswith("_total") else KIND_GAUGE
         catalog.add(Series(sid, name, lab, kind))

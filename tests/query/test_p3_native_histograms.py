@@ -257,7 +257,14 @@ def test_rate_results_are_gauge_histograms_in_the_notation():
     r = e.instant("h", 3000)
     (labels, m), = r.hist_series
     assert labels == {"__name__": "h"}
-    assert nhmat.as_nh(m, 0).test_expression() == "{{count:14 sum:24 buckets:[1 12 1]}}"
+    # stored samples carry the hints Prometheus's TSDB gives them: not_reset after the first
+    assert nhmat.as_nh(m, 0).test_expression() == "{{count:14 sum:24 counter_reset_hint:not_reset buckets:[1 12 1]}}"
+    assert nhmat.as_nh(e.instant("h", 0).hist_series[0][1], 0).test_expression() == \
+        "{{count:4 sum:4 buckets:[1 2 1]}}"
+    neg = e.instant("-h", 3000)
+    assert nhmat.as_nh(neg.hist_series[0][1], 0).hint == "gauge"        # unary minus: a gauge
+    assert nhmat.as_nh(e.instant("h - h", 3000).hist_series[0][1], 0).hint == "gauge"
+    assert nhmat.as_nh(e.instant("sum(h)", 3000).hist_series[0][1], 0).hint == "not_reset"
 
 
 def test_floats_and_histograms_in_one_series():
@@ -310,3 +317,33 @@ def test_increase_with_a_reset_in_one_bucket():
     # last (6 observations) counted from the reset, extrapolated by 900/600
     assert nhmat.as_nh(m, 0).test_expression() == "{{count:9 sum:10.5 counter_reset_hint:gauge buckets:[1.5 3 4.5]}}"
     assert r.warnings == []
+
+
+def test_nan_observations_in_quantile_and_fraction():
+    e = engine('h{c="all"} {{schema:0 count:0 sum:0}} {{schema:0 count:3 sum:NaN}}\n'
+               'h{c="some"} {{schema:0 count:0 sum:0}} {{schema:0 count:15 sum:NaN buckets:[12]}}', 60)
+    r = e.instant("histogram_quantile(0.8, h)", 60)
+    got = {d["metric"]["c"]: float(d["value"][1]) for d in r.data}
+    assert math.isnan(got["all"]) and got["some"] == 1.0       # 12 of 15 in (0.5, 1]: the 0.8 rank is 1
+    assert 'PromQL info: input to histogram_quantile has NaN observations, result is skewed higher ' \
+           'for metric name "h"' in r.infos
+    r = e.instant("histogram_quantile(0.81, h{c=\"some\"})", 60)
+    assert math.isnan(float(r.data[0]["value"][1]))            # past the last bucketed observation
+    assert r.infos == ['PromQL info: input to histogram_quantile has NaN observations, result is NaN '
+                       'for metric name "h"']
+    r = e.instant("histogram_fraction(-Inf, +Inf, h)", 60)
+    got = {d["metric"]["c"]: float(d["value"][1]) for d in r.data}
+    assert got == {"all": 0.0, "some": 0.8}                    # NaN observations are in no fraction
+    assert r.infos and "excluded from all fractions" in r.infos[0]
+
+
+def test_increase_stops_extrapolating_at_the_counters_zero_point():
+    # count 15 at 0, 2490 from 1m on: 2475 more over 55 min; the range reaches back 35 min
+    # further, but the count would hit zero 20 s before the first sample (15/2475 of 3300 s)
+    e = engine("h {{schema:0 count:15 sum:25 buckets:[5 10]}} {{schema:0 count:2490 sum:75 buckets:[15 2475]}}x55\n"
+               "c 15 2490x55", 60)
+    f = (3300 + 3300 * 15 / 2475) / 3300
+    got = values(e, "histogram_count(increase(h[90m]))", 3300)[0]
+    assert same(got, {L(): 2475 * f}) and math.isclose(2475 * f, 2490)
+    assert same(values(e, "histogram_sum(increase(h[90m]))", 3300)[0], {L(): 50 * f})
+    assert same(values(e, "increase(c[90m])", 3300)[0], {L(): 2490.0})   # the float counter agrees
