@@ -21,6 +21,7 @@ KIND_HDR = "hdr"          # native histogram in the HDR layout (collector.aggreg
 KIND_CUSTOM = "custom"    # histogram with the sender's explicit bucket bounds
 KIND_COUNTER = "counter"  # float samples, cumulative
 KIND_GAUGE = "gauge"      # float samples
+KIND_NATIVE = "native"    # Prometheus native-histogram samples kept exactly (collector.query.exphist)
 
 HISTOGRAM_KINDS = (KIND_HDR, KIND_CUSTOM)
 

@@ -50,7 +50,9 @@ def _bracket_hint(expr: str) -> str:
 
 # -- expressions that can never produce a sample ------------------------------------------------
 
-# Metrics that only ever hold histogram samples in Tocsin.
+# Metrics that only ever hold histogram samples in Tocsin whatever was sent: the
+# span-duration histogram. Others (OTLP and remote-write histograms) are known only
+# to a running server: ``rules check --url`` asks it (histogram_metrics_of).
 HISTOGRAM_METRICS = frozenset({"traces_span_metrics_duration_seconds"})
 # Aggregations that ignore histogram samples (Prometheus answers them with an info).
 _FLOAT_AGGS = {"min", "max", "topk", "bottomk", "quantile", "stddev", "stdvar", "count_values"}
@@ -71,8 +73,15 @@ def _kind(n) -> str:
     return type(n).__name__
 
 
-def _hist_only(n) -> bool:
+def _hist_only(n, hist_metrics=HISTOGRAM_METRICS) -> bool:
     """True when the expression can only give histogram samples."""
+    return _hist_only_in(n, hist_metrics)
+
+
+def _hist_only_in(n, hist_metrics) -> bool:
+    def _hist_only(x):
+        return _hist_only_in(x, hist_metrics)
+
     k = _kind(n)
     if k == "ParenExpr" or k == "UnaryExpr":
         return _hist_only(n.expr)
@@ -80,7 +89,7 @@ def _hist_only(n) -> bool:
         names = {m.value for m in n.matchers.matchers if m.name == "__name__" and str(m.op) == "MatchOp.Equal"}
         if n.name:
             names.add(n.name)
-        return bool(names) and names <= HISTOGRAM_METRICS
+        return bool(names) and names <= hist_metrics
     if k == "MatrixSelector":
         return _hist_only(n.vector_selector)
     if k == "SubqueryExpr":
@@ -121,28 +130,75 @@ def _children(n):
     return []
 
 
-def never_samples(expr: str) -> list[str]:
+def never_samples(expr: str, hist_metrics=HISTOGRAM_METRICS) -> list[str]:
     """Why parts of ``expr`` can never produce a sample on the series they select
     (e.g. ``max`` over a histogram-only metric: Prometheus and Tocsin ignore
-    histogram samples there). Empty when nothing is known to be wrong."""
+    histogram samples there). ``hist_metrics``: the metric names known to hold
+    only histograms. Empty when nothing is known to be wrong."""
+    hist_metrics = frozenset(hist_metrics)
+
+    def _hist_only(x):
+        return _hist_only_in(x, hist_metrics)
+
     try:
         root = promql_parser.parse(expr)
     except (ValueError, TypeError):
         return []
-    out: list[str] = []
+    return [msg for _, msg in _findings(root, expr, _hist_only)]
+
+
+def never_samples_at(expr: str, hist_metrics=HISTOGRAM_METRICS) -> list[tuple[int, str]]:
+    """As never_samples, each with the 0-based offset in ``expr`` of the operator
+    or function at fault (0 when it cannot be found)."""
+    hist_metrics = frozenset(hist_metrics)
+    try:
+        root = promql_parser.parse(expr)
+    except (ValueError, TypeError):
+        return []
+    return _findings(root, expr, lambda x: _hist_only_in(x, hist_metrics))
+
+
+def _offset(expr: str, token: str, start: int) -> int:
+    import re
+
+    word = re.escape(token)
+    m = re.compile(rf"(?<![\w:]){word}\s*(\(|by\b|without\b)" if token[0].isalpha() else word).search(expr, start)
+    if m is None and start:
+        m = re.compile(rf"(?<![\w:]){word}").search(expr)
+    return m.start() if m else 0
+
+
+def _findings(root, expr: str, hist_only) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
     stack = [root]
     while stack:
         n = stack.pop()
         k = _kind(n)
-        if k == "AggregateExpr" and str(n.op) in _FLOAT_AGGS and _hist_only(n.expr):
-            out.append(f"{n.op}(...) ignores histogram samples, and {n.expr} has only histograms: "
-                       "it never produces a sample (use histogram_quantile/histogram_count/histogram_sum first)")
-        elif k == "Call" and n.func.name in _FLOAT_FUNCS and n.args and any(_hist_only(a) for a in n.args):
-            out.append(f"{n.func.name}() takes only float samples, and its argument has only histograms: "
-                       "it never produces a sample")
+        if k == "AggregateExpr" and str(n.op) in _FLOAT_AGGS and hist_only(n.expr):
+            out.append((_offset(expr, str(n.op), 0),
+                        f"{n.op}(...) ignores histogram samples, and {n.expr} has only histograms: it never "
+                        "produces a sample (use histogram_quantile/histogram_count/histogram_sum first)"))
+        elif k == "Call" and n.func.name in _FLOAT_FUNCS and n.args and any(hist_only(a) for a in n.args):
+            out.append((_offset(expr, n.func.name, 0),
+                        f"{n.func.name}() takes only float samples, and its argument has only histograms: "
+                        "it never produces a sample"))
         elif k == "BinaryExpr" and str(n.op) not in ("+", "-", "*", "/", "and", "or", "unless") and \
-                (_hist_only(n.lhs) or _hist_only(n.rhs)):
-            out.append(f"operator {n.op} drops histogram samples, and one side has only histograms: "
-                       "it never produces a sample")
+                (hist_only(n.lhs) or hist_only(n.rhs)):
+            out.append((_offset(expr, str(n.op), 0),
+                        f"operator {n.op} drops histogram samples, and one side has only histograms: "
+                        "it never produces a sample"))
         stack.extend(_children(n))
     return out
+
+
+def histogram_metrics_of(url: str, headers: dict, timeout: float = 10.0) -> frozenset:
+    """The metric names a running Tocsin serves as histograms (its
+    ``/api/v1/metadata`` type "histogram": series stored as histograms, whose
+    name selects histogram samples only)."""
+    import httpx
+
+    r = httpx.get(url.rstrip("/") + "/api/v1/metadata", headers=headers, timeout=timeout)
+    r.raise_for_status()
+    data = r.json().get("data") or {}
+    return frozenset(name for name, entries in data.items()
+                     if entries and all(e.get("type") == "histogram" for e in entries))

@@ -268,7 +268,9 @@ def _rule(ctx, node, index: int) -> RuleSpec | None:
         ctx.err(here, "an alerting rule needs exactly one of `expr:`, `latency:` or `slo:`" +
                 (f", not {' and '.join(bodies)}" if bodies else ""))
     expr = ""
+    expr_pos = None
     if "expr" in node:
+        expr_pos = _text_pos(ctx, node, "expr")
         problem = check_expr(node["expr"])
         if problem:
             ctx.err(ctx.pos(node, "expr"), problem)
@@ -283,7 +285,25 @@ def _rule(ctx, node, index: int) -> RuleSpec | None:
     if len(ctx.errors) > n0:
         return None
     return RuleSpec(kind=kind, name=name, expr=expr, for_=for_, keep_firing_for=kff, labels=labels,
-                    annotations=ann, latency=lat, slo=slo, pos=here)
+                    annotations=ann, latency=lat, slo=slo, pos=here, expr_pos=expr_pos)
+
+
+def _text_pos(ctx, node, key) -> Pos:
+    """Where the text of ``node[key]`` starts: the value itself, or for a block
+    scalar (``expr: |``) the first non-blank character of its first line."""
+    p = ctx.pos(node, key)
+    if type(node.get(key)).__name__ not in ("LiteralScalarString", "FoldedScalarString"):
+        return p
+    try:
+        with open(ctx.file, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return p
+    for n in range(p.line, len(lines)):       # p.line is 1-based: lines[p.line] is the next line
+        text = lines[n]
+        if text.strip():
+            return Pos(ctx.file, n + 1, len(text) - len(text.lstrip()) + 1)
+    return p
 
 
 def _group(ctx, node, index: int, seen: dict) -> GroupSpec | None:

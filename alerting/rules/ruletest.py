@@ -20,6 +20,7 @@ from alerting.evaluate.manager import RuleManager
 from collector.durations import DurationError, format_duration, parse_duration
 from alerting.rules.latencyseries import LatencySeriesError, build_rows, parse_steps
 from collector.model import KIND_GAUGE, NS, SampleRows, Series, make_labels, series_id
+from collector.query import exphist
 
 
 class RuleTestError(ValueError):
@@ -61,6 +62,24 @@ class WritableSource:
     def read_hist(self, series_ids, start_ns, end_ns):
         return self.base.read_hist(series_ids, start_ns, end_ns)
 
+    def read_native(self, series_ids, start_ns, end_ns):
+        return self.base.read_native(series_ids, start_ns, end_ns)
+
+    def record_histogram(self, metric: str, labels: dict, t: float, h) -> None:
+        """A recording rule's histogram sample (exphist.NH), kept exactly like input series."""
+        from collector.model import KIND_NATIVE
+
+        lab = make_labels(labels)
+        sid = series_id(metric, lab)
+        self.catalog.add(Series(sid, metric, lab, KIND_NATIVE))
+        ts, vals = self.base.native.get(sid, (np.zeros(0, np.int64), []))
+        t_ns = int(round(t * NS))
+        keep = ts != t_ns
+        vals = [v for v, k in zip(vals, keep) if k] + [h]
+        ts = np.append(ts[keep], t_ns)
+        order = np.argsort(ts, kind="stable")
+        self.base.native[sid] = (ts[order], [vals[i] for i in order])
+
     def read_samples(self, series_ids, start_ns, end_ns):
         base = self.base.read_samples(series_ids, start_ns, end_ns)
         if not self._sids:
@@ -98,7 +117,7 @@ def _build_source(test: dict, interval: float):
         lat.append((metric, labels, parse_steps(s.get("values", []))))
     if lat:
         hist = build_rows(lat, interval, base.catalog)
-        base = memsource.MemorySource(base.catalog, hist=hist, samples=base.samples)
+        base = memsource.MemorySource(base.catalog, hist=hist, samples=base.samples, native=base.native)
     return WritableSource(base)
 
 
@@ -137,7 +156,8 @@ def _run_one(test: dict, idx: int, rule_files: list[str], eval_interval: float, 
     source = _build_source(test, interval)
     engine = make_engine(source)
     got_alerts: dict[float, list] = {}
-    mgr = RuleManager(None, engine.instant_vector, source.record, lambda alerts: None, None,
+    mgr = RuleManager(None, _query_recording_histograms(engine, source, lambda: mgr), source.record,
+                      lambda alerts: None, None,
                       clock=lambda: 0.0, external_url=str(test.get("external_url", "")),
                       external_labels=dict(test.get("external_labels") or {}))
     errors = mgr.load(rule_files)
@@ -183,6 +203,34 @@ def _run_one(test: dict, idx: int, rule_files: list[str], eval_interval: float, 
     return failures
 
 
+def _query_recording_histograms(engine, source, manager):
+    """The rule evaluator's query function for rule tests. The evaluator records
+    float samples; a recording rule whose result holds histograms gets those
+    recorded here, exactly, under the rule's name and labels (as Prometheus
+    records histogram samples), before later rules of the group read them."""
+    from collector.query import nhmat
+    from alerting.rules.compile import RecordingRule
+
+    def query(expr: str, t: float):
+        res = engine.instant(expr, t)
+        if res.type == "scalar":
+            return [({}, float(res.value[0]))]
+        if res.type != "vector":
+            raise RuleTestError(f"expression {expr!r} gives a {res.type}, not an instant vector or scalar")
+        if res.hist_series:
+            rules = [r for g in manager().groups() for r in g.rules if isinstance(r, RecordingRule) and r.expr == expr]
+            for r in rules:
+                for labels, m in res.hist_series:
+                    h = nhmat.as_nh(m, 0)
+                    if h is not None:
+                        out = {k: v for k, v in labels.items() if k != "__name__"}
+                        out.update(r.labels)
+                        source.record_histogram(r.name, out, t, h)
+        return [(labels, v) for labels, v in res.samples()]
+
+    return query
+
+
 def _expr_text(expr) -> str:
     """promtool reads ``expr`` as a string: ``expr: 1`` and ``expr: 12.34e6`` are numbers in YAML."""
     if isinstance(expr, bool) or expr is None:
@@ -208,6 +256,13 @@ def _expr_case(engine, name: str, x: dict, fuzzy: bool) -> list[Failure]:
                 labels = _labels_of(str(text)) if text else {}
             except ValueError as ex:
                 raise RuleTestError(f"labels {_q(str(text))}: {ex}") from None
+            hist = smp.get("histogram")
+            if hist is not None:   # promtool compares the histogram's notation as Prometheus prints it
+                try:
+                    exp.append((_fmt_labels(labels), exphist.parse(str(hist)).test_expression()))
+                except exphist.NotationError as ex:
+                    raise RuleTestError(f"histogram of labels {_q(str(text))}: {ex}") from None
+                continue
             try:
                 value = float(smp.get("value", 0))
             except (TypeError, ValueError):
@@ -216,16 +271,44 @@ def _expr_case(engine, name: str, x: dict, fuzzy: bool) -> list[Failure]:
     except RuleTestError as ex:
         return [Failure(name, f"    expr: {_q(expr)}, time: {when}, err: {ex}")]
     try:
-        res = engine.instant_vector(expr, e)
+        got = _instant_samples(engine, expr, e)
     except Exception as ex:
         return [Failure(name, f"    expr: {_q(expr)}, time: {when}, err: {ex}")]
-    got = sorted((_fmt_labels(l), float(v)) for l, v in res)
-    exp.sort()
-    same = len(got) == len(exp) and all(gl == el and _equal(gv, ev, fuzzy) for (gl, gv), (el, ev) in zip(got, exp))
+    got.sort(key=_sample_key)
+    exp.sort(key=_sample_key)
+    same = len(got) == len(exp) and all(gl == el and _same_value(gv, ev, fuzzy)
+                                        for (gl, gv), (el, ev) in zip(got, exp))
     if same:
         return []
     return [Failure(name, f"    expr: {_q(expr)}, time: {when},\n"
                           f"        exp: {_show_samples(exp)}\n        got: {_show_samples(got)}")]
+
+
+def _instant_samples(engine, expr: str, t: float) -> list:
+    """(labels, float or histogram notation) of an instant query, as promtool sees it."""
+    from collector.query import nhmat
+
+    res = engine.instant(expr, t)
+    if res.type == "scalar":
+        return [(_fmt_labels({}), float(res.value[0]))]
+    if res.type != "vector":
+        raise RuleTestError(f"expression {expr!r} gives a {res.type}, not an instant vector or scalar")
+    out = [(_fmt_labels(l), float(v)) for l, v in res.samples()]
+    for labels, m in res.hist_series:
+        h = nhmat.as_nh(m, 0)
+        if h is not None:
+            out.append((_fmt_labels(labels), h.test_expression()))
+    return out
+
+
+def _sample_key(x):
+    return (x[0], isinstance(x[1], str), x[1] if isinstance(x[1], str) else 0.0)
+
+
+def _same_value(a, b, fuzzy: bool) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return _equal(a, b, fuzzy)
 
 
 def _q(s: str) -> str:
@@ -275,7 +358,7 @@ def _show(items) -> str:
 
 
 def _show_samples(items) -> str:
-    return ", ".join(f"{l} {go_float_e(v)}" for l, v in items) or "nil"
+    return ", ".join(f"{l} {v if isinstance(v, str) else go_float_e(v)}" for l, v in items) or "nil"
 
 
 def run_file(path: str, out=print) -> bool:

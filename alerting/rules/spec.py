@@ -56,6 +56,7 @@ class RuleSpec:
     latency: LatencySpec | None = None
     slo: SloSpec | None = None
     pos: Pos | None = field(default=None, compare=False)
+    expr_pos: Pos | None = field(default=None, compare=False)   # where the expr's text starts
 
 
 @dataclass(frozen=True)

@@ -94,10 +94,19 @@ def _with_hist_presence(v: Vec, max_cells: int) -> Vec:
     return Vec(labels, vals, mask)
 
 
+def _series_order(v: Vec) -> Vec:
+    """limitk keeps the first k series of a group in input order, which for
+    Prometheus is series order (sorted label sets), whatever the values or the
+    sample kind: rows valued by their rank in that order."""
+    rank = np.empty(len(v.labels))
+    rank[sorted(range(len(v.labels)), key=lambda i: lkey(v.labels[i]))] = np.arange(len(v.labels))
+    return Vec(v.labels, np.broadcast_to(rank[:, None], v.vals.shape).copy(), v.mask)
+
+
 def _limitk_mixed(v: Vec, by, without, param, max_cells: int) -> Vec:
-    """limitk over floats and histograms: the first k series per group (floats first)."""
+    """limitk over floats and histograms: the first k series per group in series order."""
     nf = len(v.labels)
-    both = _with_hist_presence(v, max_cells)
+    both = _series_order(_with_hist_presence(v, max_cells))
     picked = _topk("limitk", both, by, without, param)
     out = Vec(list(v.labels), v.vals.copy(), picked.mask[:nf].copy())
     hists = []
@@ -155,7 +164,10 @@ def _limit_ratio(v: Vec, param, max_cells: int) -> Vec:
 def _floats(op, v: Vec, by, without, param) -> Vec:
     vals, mask = v.vals, v.mask
     n, S = vals.shape
-    if op in ("topk", "bottomk", "limitk"):
+    if op == "limitk":
+        picked = _topk(op, _series_order(v), by, without, param)
+        return Vec(list(v.labels), v.vals.copy(), picked.mask)
+    if op in ("topk", "bottomk"):
         return _topk(op, v, by, without, param)
     if op == "count_values":
         return _count_values(v, by, without, param)

@@ -63,7 +63,7 @@ def vector_scalar(op: str, v: Vec, s: Scalar, scalar_left: bool, return_bool: bo
         if op == "*" or (op == "/" and not scalar_left):
             with np.errstate(divide="ignore"):
                 f = s.vals if op == "*" else 1.0 / s.vals
-            hists = [H.scaled(h, f, max_cells) for h in v.hists]
+            hists = [_divided(h, s.vals, max_cells) if op == "/" else H.scaled(h, f, max_cells) for h in v.hists]
         else:
             _incompatible(op, "float" if scalar_left else "histogram", "histogram" if scalar_left else "float")
     sv = s.vals[None, :]
@@ -73,6 +73,17 @@ def vector_scalar(op: str, v: Vec, s: Scalar, scalar_left: bool, return_bool: bo
             return Vec([drop_name(l) for l in v.labels], r.astype(float), v.mask.copy(), hists)
         return Vec(list(v.labels), v.vals.copy(), v.mask & r, hists)
     return Vec([drop_name(l) for l in v.labels], r, v.mask.copy(), hists)
+
+
+def _divided(h: H.HSeries, divisor: np.ndarray, max_cells: int) -> H.HSeries:
+    """h / divisor: exact native histograms divide as Prometheus's Div (by zero
+    too); the others scale by the reciprocal."""
+    m = h.get(max_cells)
+    if m.schema != H.EXP:
+        with np.errstate(divide="ignore"):
+            return H.scaled(h, 1.0 / np.asarray(divisor, float), max_cells)
+    from collector.query import nhmat
+    return H.HSeries(drop_name(h.labels), mat=nhmat.divided(m, divisor))
 
 
 def _incompatible(op: str, left: str, right: str) -> None:
@@ -196,6 +207,12 @@ def _hist_binop(op, lhs: Vec, rhs: Vec, card, on, ignoring, return_bool) -> list
     """Histogram + histogram and histogram - histogram (one-to-one), as Prometheus;
     other operators on histograms drop those samples with an info annotation."""
     max_cells = 50_000_000
+    if op in ("*", "/") and card == "one_to_one" and not return_bool:
+        scaled = _hist_times_float(op, lhs, rhs, on, ignoring, max_cells)
+        if scaled is not None:
+            return scaled
+    if op in ("==", "!=") and card == "one_to_one" and not return_bool and lhs.hists and rhs.hists:
+        return _hist_equality(op, lhs, rhs, on, ignoring, max_cells)
     if op not in ("+", "-") or card != "one_to_one" or not (lhs.hists and rhs.hists):
         left = "histogram" if lhs.hists else "float"
         right = "histogram" if rhs.hists else "float"
@@ -221,7 +238,7 @@ def _hist_binop(op, lhs: Vec, rhs: Vec, card, on, ignoring, return_bool) -> list
             annotations.warn(f'incompatible bucket layout encountered for binary operator {op}')
             continue
         b = H.HMat(b.schema, b.keys, b.counts, b.count, b.sum, b.present, b.scale * (-1.0 if op == "-" else 1.0))
-        m = H.add_mats([a, b])
+        m = H.add_mats([a, b], "addition" if op == "+" else "subtraction")
         both = a.present & b.present
         m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, both, m.scale)
         labels = drop_name(h.labels)
@@ -230,6 +247,65 @@ def _hist_binop(op, lhs: Vec, rhs: Vec, card, on, ignoring, return_bool) -> list
         elif ignoring:
             labels = {x: y for x, y in labels.items() if x not in set(ignoring)}
         out.append(H.HSeries(labels, mat=m))
+    return out
+
+
+def _hist_equality(op, lhs: Vec, rhs: Vec, on, ignoring, max_cells: int) -> list:
+    """histogram == histogram and != (one-to-one), as Prometheus 3: the left-hand
+    histogram is kept where the two are (not) equal, bucket layout included."""
+    from collector.query import nhmat
+
+    right = {_sig(h.labels, on, ignoring): h for h in rhs.hists}
+    out = []
+    for h in lhs.hists:
+        r = right.get(_sig(h.labels, on, ignoring))
+        if r is None:
+            continue
+        a, b = h.get(max_cells), r.get(max_cells)
+        keep = a.present & b.present
+        for s in np.nonzero(keep)[0]:
+            x, y = nhmat.as_nh(a, int(s)), nhmat.as_nh(b, int(s))
+            same = x.equals(y)
+            keep[s] = same if op == "==" else not same
+        if keep.any():
+            out.append(H.HSeries(dict(h.labels), mat=H.HMat(a.schema, a.keys, a.counts, a.count, a.sum, keep,
+                                                             a.scale)))
+    return out
+
+
+def _hist_times_float(op, lhs: Vec, rhs: Vec, on, ignoring, max_cells: int) -> list | None:
+    """histogram * float, float * histogram and histogram / float between two
+    vectors (one-to-one), as Prometheus 3: each histogram scaled by the matching
+    float sample. None when the operands are not of that shape."""
+    hist_left = bool(lhs.hists) and not rhs.hists and len(rhs.labels) > 0
+    hist_right = op == "*" and bool(rhs.hists) and not lhs.hists and len(lhs.labels) > 0
+    if not (hist_left or hist_right):
+        return None
+    hv, fv = (lhs, rhs) if hist_left else (rhs, lhs)
+    rows: dict[tuple, int] = {}
+    for i, l in enumerate(fv.labels):
+        k = _sig(l, on, ignoring)
+        if k in rows and (fv.mask[rows[k]] & fv.mask[i]).any():
+            side = "right" if hist_left else "left"
+            raise Unprocessable(f"found duplicate series for the match group on the {side} hand-side of the "
+                                "operation; many-to-many matching not allowed")
+        rows.setdefault(k, i)
+    out = []
+    for h in hv.hists:
+        i = rows.get(_sig(h.labels, on, ignoring))
+        if i is None:
+            continue
+        f = fv.vals[i]
+        m = (_divided(h, f, max_cells) if op == "/" else H.scaled(h, f, max_cells)).get(max_cells)
+        m = H.HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present & fv.mask[i], m.scale)
+        base = h.labels if hist_left else fv.labels[i]
+        labels = drop_name(base)
+        if on is not None:
+            labels = {x: y for x, y in labels.items() if x in on}
+        elif ignoring:
+            labels = {x: y for x, y in labels.items() if x not in set(ignoring)}
+        if m.present.any():
+            out.append(H.HSeries(labels, mat=m))
     return out
 
 

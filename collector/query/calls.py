@@ -9,6 +9,7 @@ from collector import cancel
 from collector.query import functions as F
 from collector.query import hist as H
 from collector.query import histrange as HR
+from collector.query import histsamples as HS
 from collector.query import rangefuncs as R
 from collector.query.errors import BadData
 from collector.query.selectors import selector_matchers
@@ -169,6 +170,8 @@ def _range_call(ev, name: str, args: list, T):
         cancel.check()
         ev.check()
         v, m = R.eval_float(name, fd, arg.T, arg.w_ns, params)
+        if name in ("rate", "increase") and len(fd.ts):
+            _counter_name_info(lab.get("__name__", ""))
         if m.any():
             labels.append(dict(lab) if keep else drop_name(lab))
             vals.append(v)
@@ -183,13 +186,18 @@ def _range_call(ev, name: str, args: list, T):
     hists = []
     if name in ("rate", "increase"):
         hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]
-    elif arg.hists or arg.hsamples:
-        if name not in HR.HIST_OVER_TIME and name not in HR.FLOAT_ONLY:
+    if arg.hists or arg.hsamples:
+        # rate/increase of stored (slot) histograms add the slots' deltas exactly
+        # (above); everything else sees a stored histogram as samples at its slot
+        # ends, and histogram samples (native series, subqueries) as Prometheus does.
+        if name not in HS.SAMPLE_FUNCS and name not in HR.HIST_OVER_TIME and name not in HR.FLOAT_ONLY:
             raise BadData(f"{name}() of histogram samples is not supported")
-        srcs = [(h.labels,) + HR.samples_of(h, ev.q.max_cells) for h in arg.hists] + list(arg.hsamples)
+        srcs = [] if name in ("rate", "increase") else \
+            [(h.labels,) + HR.samples_of(h, ev.q.max_cells) for h in arg.hists]
+        srcs += list(arg.hsamples)
         for lab, ts, mat in srcs:
             cancel.check()
-            r = HR.apply(name, lab, ts, mat, arg.T, arg.w_ns)
+            r = HS.apply(name, lab, ts, mat, arg.T, arg.w_ns)
             if r is None:
                 continue
             out_lab = dict(lab) if name in R.KEEP_NAME else drop_name(lab)
@@ -200,6 +208,42 @@ def _range_call(ev, name: str, args: list, T):
                     masks.append(r[2])
             elif r[1].present.any():
                 hists.append(H.HSeries(out_lab, mat=r[1]))
+    if arg.hsamples and name in ("count_over_time", "present_over_time"):
+        labels, vals, masks = _merge_kinds(name, labels, vals, masks)
     out = Vec.of(labels, vals, masks, S)
     out.hists = hists
     return out
+
+
+def _merge_kinds(name: str, labels: list, vals: list, masks: list):
+    """A series with float and histogram samples counts both kinds in one
+    result (count_over_time, present_over_time), as Prometheus."""
+    from collector.query.values import lkey
+
+    seen: dict = {}
+    out_l, out_v, out_m = [], [], []
+    for l, v, m in zip(labels, vals, masks):
+        k = lkey(l)
+        if k not in seen:
+            seen[k] = len(out_l)
+            out_l.append(l)
+            out_v.append(np.where(m, v, 0.0))
+            out_m.append(m.copy())
+            continue
+        i = seen[k]
+        add = np.where(m, v, 0.0)
+        out_v[i] = np.maximum(out_v[i], add) if name == "present_over_time" else out_v[i] + add
+        out_m[i] = out_m[i] | m
+    return out_l, out_v, out_m
+
+
+_COUNTER_SUFFIXES = ("_total", "_sum", "_count", "_bucket")
+
+
+def _counter_name_info(metric: str) -> None:
+    """Prometheus's info when rate/increase read float samples of a metric whose
+    name does not say it is a counter."""
+    if metric and not metric.endswith(_COUNTER_SUFFIXES):
+        from collector.query import annotations
+        annotations.info(f'metric might not be a counter, name does not end in _total/_sum/_count/_bucket: '
+                         f'"{metric}"')

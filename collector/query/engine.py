@@ -25,11 +25,12 @@ from collector.query import binop as B
 from collector.query import hist as H
 from collector.query import histrange as HR
 from collector.query import loader as L
+from collector.query import nativesel as N
 from collector.query.errors import BadData, Timeout, Unprocessable
 from collector.query.gate import run_with_token
 from collector.query.readcache import HistReadCache
 from collector.query.result import Result, build_result
-from collector.query.selectors import FLOAT, HIST, SeriesIndex, selector_matchers
+from collector.query.selectors import FLOAT, HIST, NATIVE, SeriesIndex, selector_matchers
 from collector.query.values import RangeArg, Scalar, String, Vec, drop_name
 
 MS = 1_000_000
@@ -252,13 +253,25 @@ class _Eval:
         floats, n = L.read_floats(self.e.source, sel, int(times.min()) - lb, int(times.max()))
         self.count(n)
         hrows: dict = {}
-        if any(x.access != FLOAT for x in sel):
+        if any(x.access not in (FLOAT, NATIVE) for x in sel):
             hrows, n = L.read_hist(self.e.source, sel, 0, int(times.max()) + 1)
             self.count(n)
+        natives = N.read(self.e.source, sel, int(times.min()) - lb, int(times.max()))
         labels, vals, masks, tss, hists = [], [], [], [], []
         win = H.Window(times, None, lb)
         for x in sel:
             cancel.check()
+            if x.access == NATIVE:
+                if x.sid in natives:
+                    fl, hm = N.instant(natives[x.sid], times, lb)
+                    if hm is not None:
+                        hists.append(H.HSeries(x.label_dict(), mat=hm))
+                    if fl is not None:
+                        labels.append(x.label_dict())
+                        vals.append(fl[0])
+                        masks.append(fl[1])
+                        tss.append(fl[2])
+                continue
             if x.access == HIST:
                 rows = hrows.get(x.sid)
                 if rows is not None and len(rows):
@@ -300,7 +313,8 @@ class _Eval:
         floats, n = L.read_floats(self.e.source, sel, int(times.min()) - w, int(times.max()))
         self.count(n)
         hrows: dict = {}
-        if any(x.access != FLOAT for x in sel):
+        natives = N.read(self.e.source, sel, int(times.min()) - w, int(times.max()))
+        if any(x.access not in (FLOAT, NATIVE) for x in sel):
             lo = int(times.min()) - w - L.MAX_RES_NS if exact else 0
             hrows, n = L.read_hist(self.e.source, sel, lo, int(times.max()) + 1,
                                    int(times.min()) - w if exact else None, self.e.read_cache(),
@@ -314,12 +328,20 @@ class _Eval:
                 if x.sid in floats:
                     arg.floats.append((x.label_dict(), floats[x.sid]))
                 continue
+            if x.access == NATIVE:
+                if x.sid in natives:
+                    fd, hs = N.ranged(natives[x.sid])
+                    if fd is not None:
+                        arg.floats.append((x.label_dict(), fd))
+                    if hs is not None:
+                        arg.hsamples.append((x.label_dict(),) + hs)
+                continue
             rows = hrows.get(x.sid)
             if rows is None or not len(rows):
                 continue
             if x.access == HIST:
                 if not exact and func not in ("absent_over_time", "matrix") and func not in HR.HIST_OVER_TIME \
-                        and func not in HR.FLOAT_ONLY:
+                        and func not in HR.FLOAT_ONLY and func not in ("resets", "changes"):
                     raise BadData(f"{func}() of histogram series is not supported")
                 arg.hists.append(H.HSeries(x.label_dict(), L.to_raw(rows, x.kind, self.q.now_ns), win))
             elif exact:
@@ -358,7 +380,7 @@ class _Eval:
     def matrix_selector(self, node, T):
         """A top-level range selector (instant queries only): raw samples in the window."""
         arg = self.range_arg(node, T, "matrix")
-        if arg.hists:
+        if arg.hists or arg.hsamples:
             raise BadData("a range vector of histogram series is not supported as a query result")
         out = []
         t = int(arg.T[0])

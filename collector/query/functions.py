@@ -150,13 +150,16 @@ def _classic(v: Vec, fname: str) -> list[H.HSeries]:
     groups: dict[tuple, tuple[dict, dict[float, list[int]], str]] = {}
     for i, l in enumerate(v.labels):
         cancel.check()
-        if "le" not in l:
-            continue
-        le = _le(l["le"])
+        le = _le(l["le"]) if "le" in l else None
         if le is None:
+            if v.mask[i].any():
+                annotations.warn(f'bucket label "le" is missing or has a malformed value of "{l.get("le", "")}" '
+                                 f'for metric name "{l.get("__name__", "")}"')
             continue
+        # Buckets of two metric names are two histograms (whose results then
+        # collide on their labels, an error as in Prometheus), never one.
         g = {k: x for k, x in l.items() if k not in ("le", "__name__")}
-        entry = groups.setdefault(lkey(g), (g, {}, l.get("__name__", "")))
+        entry = groups.setdefault(lkey(g) + (("__name__", l.get("__name__", "")),), (g, {}, l.get("__name__", "")))
         entry[1].setdefault(le, []).append(i)
     out = []
     S = v.vals.shape[1]
@@ -207,7 +210,7 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
         cancel.check()
         m = h.get(max_cells)
         if name == "histogram_quantile":
-            r = H.quantile(m, args[0].vals)
+            r = H.quantile(m, args[0].vals, h.labels.get("__name__", ""))
         elif name == "histogram_count":
             r = m.count * m.scale
         elif name == "histogram_sum":
@@ -216,7 +219,7 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
             with np.errstate(all="ignore"):
                 r = m.sum / m.count
         elif name == "histogram_fraction":
-            r = H.fraction(m, args[0].vals, args[1].vals)
+            r = H.fraction(m, args[0].vals, args[1].vals, h.labels.get("__name__", ""))
         elif name == "histogram_stdvar":
             r = H.variance(m)
         elif name == "histogram_stddev":

@@ -19,6 +19,7 @@ from collector.query.errors import BadData
 
 HDR = "hdr"
 CUSTOM = "custom"
+EXP = "exp"   # exact native histograms, one exphist.NH per step (see nhmat.py)
 
 
 @dataclass
@@ -147,7 +148,10 @@ def scaled(h: HSeries, f, max_cells: int) -> HSeries:
     return HSeries(labels, mat=HMat(m.schema, m.keys, m.counts, m.count, m.sum, m.present, m.scale * f))
 
 
-def add_mats(mats: list[HMat]) -> HMat:
+def add_mats(mats: list[HMat], context: str = "aggregation") -> HMat:
+    if mats[0].schema == EXP and all(m.schema == EXP for m in mats):
+        from collector.query import nhmat
+        return nhmat.add_mats(mats, context)
     if len({m.schema for m in mats}) > 1:
         raise BadData("cannot combine HDR histograms with custom-bucket histograms")
     keys = mats[0].keys
@@ -177,6 +181,9 @@ def variance(m: HMat) -> np.ndarray:
     bucket's middle (HDR buckets are < 1 % wide, so this is close to exact;
     explicit buckets use the middle of (previous bound, bound], the +Inf bucket
     its lower bound)."""
+    if m.schema == EXP:
+        from collector.query import nhmat
+        return nhmat.variance(m)
     S = len(m.count)
     if len(m.keys) == 0:
         return np.full(S, np.nan)
@@ -193,9 +200,12 @@ def variance(m: HMat) -> np.ndarray:
     return np.where(m.present & (total > 0), var, np.nan)
 
 
-def quantile(m: HMat, q: np.ndarray) -> np.ndarray:
+def quantile(m: HMat, q: np.ndarray, name: str = "") -> np.ndarray:
     """histogram_quantile: HDR nearest rank at the bucket middle; custom buckets
     by Prometheus's classic linear interpolation."""
+    if m.schema == EXP:
+        from collector.query import nhmat
+        return nhmat.quantile(m, np.broadcast_to(q, m.present.shape), name)
     S = len(m.count)
     out = np.full(S, np.nan)
     if len(m.keys) == 0:
@@ -204,8 +214,11 @@ def quantile(m: HMat, q: np.ndarray) -> np.ndarray:
     total = cum[:, -1]
     ok = m.present & (total > 0) & (m.scale > 0)
     if m.schema == HDR:
-        rank = np.maximum(1.0, np.ceil(np.round(q * total, 9)))
-        pos = np.argmax(cum >= rank[:, None] - 1e-9, axis=1)
+        # Nearest rank: the first non-empty bucket whose cumulative count reaches
+        # q·total (for integer counts the same as ceil(q·total); counts of a rate
+        # over histogram samples are fractional).
+        rank = q * total
+        pos = np.argmax((cum >= (rank * (1 - 1e-12))[:, None]) & (cum > 0), axis=1)
         val = hdr.mid_seconds(m.keys[pos].astype(np.int64))
     else:
         rank = q * total
@@ -235,9 +248,12 @@ def bucket_edges(m: HMat) -> tuple[np.ndarray, np.ndarray]:
     return lower, m.keys
 
 
-def fraction(m: HMat, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def fraction(m: HMat, lower: np.ndarray, upper: np.ndarray, name: str = "") -> np.ndarray:
     """histogram_fraction: share of observations in [lower, upper], values spread
     evenly inside a bucket (as hdr.fraction_below)."""
+    if m.schema == EXP:
+        from collector.query import nhmat
+        return nhmat.fraction(m, lower, upper, name)
     lo, hi = bucket_edges(m)
     lower = np.asarray(lower, float)[:, None]
     upper = np.asarray(upper, float)[:, None]
@@ -256,6 +272,9 @@ def fraction(m: HMat, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
 
 def to_json(m: HMat, s: int, fmt) -> dict:
     """One step's histogram in the Prometheus API's native-histogram shape."""
+    if m.schema == EXP:
+        from collector.query import nhmat
+        return nhmat.to_json(m, s, fmt)
     sc = m.scale[s]
     row = m.counts[s]
     nz = np.nonzero(row)[0]

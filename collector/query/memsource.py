@@ -10,13 +10,15 @@ from collector.model import NS, HistRows, SampleRows, SeriesCatalog
 
 class MemorySource:
     def __init__(self, catalog: SeriesCatalog | None = None, hist: HistRows | None = None,
-                 samples: SampleRows | None = None):
+                 samples: SampleRows | None = None, native: dict | None = None):
         self.catalog = catalog or SeriesCatalog()
         self.hist = merge_rows(hist) if hist is not None and len(hist) else HistRows.empty()
         s = samples if samples is not None else SampleRows.empty()
         order = np.lexsort((s.ts, s.series_id))
         self.samples = SampleRows(s.series_id[order], s.ts[order], s.value[order])
         self.reads = 0  # how many read_* calls were made (tests check selectors read once)
+        # Series of kind KIND_NATIVE: {sid: (ts int64 ns sorted, [exphist.NH or float])} (see nativesel).
+        self.native = native or {}
 
     reads_by_slot_end = True
 
@@ -36,3 +38,17 @@ class MemorySource:
         ids = np.asarray(series_ids, dtype=np.uint64)
         keep = np.isin(s.series_id, ids) & (s.ts >= start_ns) & (s.ts <= end_ns)
         return SampleRows(s.series_id[keep], s.ts[keep], s.value[keep])
+
+    def read_native(self, series_ids, start_ns: int, end_ns: int) -> dict:
+        """Native-histogram series' samples in [start_ns, end_ns] (nativesel)."""
+        self.reads += 1
+        out = {}
+        for sid in np.asarray(series_ids, dtype=np.uint64).tolist():
+            got = self.native.get(int(sid))
+            if got is None:
+                continue
+            ts, vals = got
+            a, b = np.searchsorted(ts, start_ns, side="left"), np.searchsorted(ts, end_ns, side="right")
+            if b > a:
+                out[int(sid)] = (ts[a:b], vals[a:b])
+        return out

@@ -27,6 +27,7 @@ class Result:
     series: list = field(default_factory=list)  # vector: [(labels, float)] (histograms excluded)
     warnings: list = field(default_factory=list)  # "PromQL warning: ..." (the API's top-level "warnings")
     infos: list = field(default_factory=list)     # "PromQL info: ..." (the API's top-level "infos")
+    hist_series: list = field(default_factory=list)  # vector: [(labels, HMat)] of the histogram samples (step 0)
 
     def to_json(self) -> dict:
         return {"resultType": self.type, "result": self.data}
@@ -80,10 +81,12 @@ def build_result(val, T: np.ndarray, instant: bool, max_points: int = 50_000_000
                 x = float(val.vals[i, 0])
                 data.append({"metric": val.labels[i], "value": [times[0], format_value(x)]})
                 series.append((val.labels[i], x))
+        hist_series = []
         for labels, m in sorted(mats, key=lambda x: lkey(x[0])):
             if m.present[0]:
                 data.append({"metric": labels, "histogram": [times[0], H.to_json(m, 0, format_value)]})
-        return Result("vector", data, series=series)
+                hist_series.append((labels, m))
+        return Result("vector", data, series=series, hist_series=hist_series)
     npoints = int(val.mask.sum()) + sum(int(m.present.sum()) for _, m in mats)
     if npoints > max_points:
         raise Unprocessable("query result has too many points")

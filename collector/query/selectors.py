@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from collector.model import HISTOGRAM_KINDS, SeriesCatalog
+from collector.model import HISTOGRAM_KINDS, KIND_NATIVE, SeriesCatalog
 from collector.query.regex import compile_anchored
 
 SPAN_DURATION = "traces_span_metrics_duration_seconds"
@@ -25,6 +25,7 @@ FLOAT = "float"   # raw float samples
 HIST = "hist"     # histogram rows as a native histogram
 COUNT = "count"   # histogram rows' count, as a counter
 SUM = "sum"       # histogram rows' sum, as a counter
+NATIVE = "native"  # samples that are native histograms (or floats) at their own times (exphist.NH)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ class SeriesIndex:
                     add = [mk(s.metric, HIST), mk(s.metric + "_count", COUNT, ""), mk(s.metric + "_sum", SUM)]
                     if s.metric == SPAN_DURATION:
                         add.append(mk(SPAN_CALLS, COUNT, "", "Spans of kind SERVER or CONSUMER."))
+                elif s.kind == KIND_NATIVE:
+                    add = [mk(s.metric, NATIVE)]
                 else:
                     add = [mk(s.metric, FLOAT)]
                 for e in add:
@@ -108,7 +111,8 @@ class SeriesIndex:
         self._refresh()
         with self._lock:
             if self._hist_ids is None:
-                self._hist_ids = np.array(sorted({e.sid for e in self._all if e.access != FLOAT}), np.uint64)
+                self._hist_ids = np.array(sorted({e.sid for e in self._all if e.access not in (FLOAT, NATIVE)}),
+                                          np.uint64)
             return self._hist_ids
 
     def all(self) -> list[Exposed]:

@@ -4,8 +4,12 @@
 
 ``a+bxn`` expands to the n+1 values a, a+b, ... a+n*b (``a-bxn`` likewise), ``axn``
 to n+1 copies of a, ``_`` is a missing sample, ``_xn`` n missing samples and
-``stale`` a staleness marker. Native-histogram notation (``{{...}}``) is not
-supported. Samples are ``interval`` apart from ``start``.
+``stale`` a staleness marker. Samples are ``interval`` apart from ``start``.
+
+Native histograms use Prometheus's notation (see exphist.parse):
+``{{schema:0 sum:5 count:4 buckets:[1 2 1]}}``, ``{{...}}xn`` (n+1 copies),
+``{{a}}+{{b}}xn`` (a, a+b, ..., a+n·b) and ``{{a}}-{{b}}xn``. A series with a
+histogram sample is kept exactly (kind ``native``, collector.query.nativesel).
 """
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ import re
 import numpy as np
 import promql_parser
 
-from collector.model import KIND_COUNTER, KIND_GAUGE, NS, SampleRows, Series, SeriesCatalog, make_labels, series_id
+from collector.model import (KIND_COUNTER, KIND_GAUGE, KIND_NATIVE, NS, SampleRows, Series, SeriesCatalog,
+                             make_labels, series_id)
 from collector.query.memsource import MemorySource
 from collector.query.stale import STALE_NAN
 
@@ -38,10 +43,82 @@ def _num(s: str) -> float:
     return float(s)
 
 
-def parse_values(text: str) -> list[float | None]:
-    """The values of one series; ``None`` where a sample is missing."""
-    out: list[float | None] = []
-    for tok in text.split():
+def _tokens(text: str) -> list[str]:
+    """Whitespace-separated tokens, a ``{{...}}`` (with its ``+{{...}}xn`` or
+    ``xn`` expansion) being one token whatever spaces it holds."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        if text.startswith("{{", i):
+            j = text.find("}}", i)
+            if j < 0:
+                raise NotationError(f"unclosed '{{{{' in series values {text!r}")
+            j += 2
+            k = j
+            while k < n and text[k] == " ":
+                k += 1
+            if k < n and text[k] in "+-":
+                m = k + 1
+                while m < n and text[m] == " ":
+                    m += 1
+                if text.startswith("{{", m):
+                    e = text.find("}}", m)
+                    if e < 0:
+                        raise NotationError(f"unclosed '{{{{' in series values {text!r}")
+                    j = e + 2
+            while j < n and not text[j].isspace():
+                j += 1
+            out.append(text[i:j])
+            i = j
+            continue
+        j = i
+        while j < n and not text[j].isspace():
+            j += 1
+        out.append(text[i:j])
+        i = j
+    return out
+
+
+_HEXPAND = re.compile(r"^(\{\{.*?\}\})\s*(?:([-+])\s*(\{\{.*?\}\}))?(?:x(\d+))?$", re.S)
+
+
+def _histograms(tok: str) -> list:
+    from collector.query import exphist
+
+    m = _HEXPAND.match(tok)
+    if not m:
+        raise NotationError(f"bad native histogram value {tok!r}: expected {{{{...}}}}, {{{{...}}}}xN or "
+                            f"{{{{...}}}}+{{{{...}}}}xN")
+    try:
+        base = exphist.parse(m.group(1))
+        inc = exphist.parse(m.group(3)) if m.group(3) else None
+    except exphist.NotationError as e:
+        raise NotationError(str(e)) from None
+    times = int(m.group(4)) if m.group(4) is not None else None
+    if inc is None:
+        return [base] * ((times or 0) + 1)
+    if times is None:
+        raise NotationError(f"bad native histogram value {tok!r}: {{{{a}}}}{m.group(2)}{{{{b}}}} needs xN")
+    out, cur = [base], base
+    for _ in range(times):
+        if cur.schema > inc.schema:
+            raise NotationError(f"bad native histogram value {tok!r}: error combining histograms: cannot merge "
+                                f"from schema {inc.schema} to {cur.schema}")
+        try:
+            cur = cur.add(inc) if m.group(2) == "+" else cur.sub(inc)
+        except exphist.Incompatible as e:
+            raise NotationError(f"bad native histogram value {tok!r}: {e}") from None
+        out.append(cur)
+    return out
+
+
+def parse_values(text: str) -> list:
+    """The values of one series; ``None`` where a sample is missing; native
+    histograms as exphist.NH."""
+    out: list = []
+    for tok in _tokens(text):
         if tok == "_":
             out.append(MISSING)
         elif tok == "stale":
@@ -54,7 +131,7 @@ def parse_values(text: str) -> list[float | None]:
             step = 0.0 if b is None else _num(b) * (-1 if sign == "-" else 1)
             out.extend(a_v + i * step for i in range(n + 1))
         elif tok.startswith("{{"):
-            raise NotationError(f"native histogram notation is not supported: {tok!r}")
+            out.extend(_histograms(tok))
         else:
             try:
                 out.append(_num(tok))
@@ -89,22 +166,31 @@ def load(series: list[tuple[str, str]], interval_s: float, start_s: float = 0.0)
     """A MemorySource holding float series given in the notation."""
     catalog = SeriesCatalog()
     sids, tss, vals = [], [], []
+    native: dict = {}
     step_ns = int(round(interval_s * NS))
     start_ns = int(round(start_s * NS))
     for sel, values in series:
         name, labels = parse_series(sel)
         lab = make_labels(labels)
         sid = series_id(name, lab)
+        parsed = parse_values(values)
+        if any(not isinstance(v, float) and v is not MISSING for v in parsed):
+            catalog.add(Series(sid, name, lab, KIND_NATIVE))
+            from collector.query.exphist import stored_hints
+
+            keep = [(start_ns + i * step_ns, v) for i, v in enumerate(parsed) if v is not MISSING]
+            native[sid] = (np.array([t for t, _ in keep], np.int64), stored_hints([v for _, v in keep]))
+            continue
         kind = KIND_COUNTER if name.endswith("_total") else KIND_GAUGE
         catalog.add(Series(sid, name, lab, kind))
-        for i, v in enumerate(parse_values(values)):
+        for i, v in enumerate(parsed):
             if v is MISSING:
                 continue
             sids.append(sid)
             tss.append(start_ns + i * step_ns)
             vals.append(v)
     rows = SampleRows(np.array(sids, np.uint64), np.array(tss, np.int64), np.array(vals, np.float64))
-    return MemorySource(catalog, samples=rows)
+    return MemorySource(catalog, samples=rows, native=native)
 
 
 def format_value(v: float) -> str:

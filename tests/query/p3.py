@@ -9,9 +9,20 @@ from collector.query.seriesnotation import load
 
 
 def _split(line: str) -> tuple[str, str]:
+    """``name{labels} values`` → (series, values); the label set ends at the first
+    ``}`` outside quotes (values may hold ``{{...}}`` histograms)."""
     line = line.strip()
-    i = line.rindex("}") + 1 if "{" in line.split(" ", 1)[0] or line.startswith("{") else line.index(" ")
-    return line[:i].strip(), line[i:].strip()
+    first = line.split(" ", 1)[0]
+    if "{" not in first and not line.startswith("{"):
+        i = line.index(" ")
+        return line[:i], line[i:].strip()
+    quoted = False
+    for i, c in enumerate(line):
+        if c == '"' and (i == 0 or line[i - 1] != "\\"):
+            quoted = not quoted
+        elif c == "}" and not quoted:
+            return line[:i + 1].strip(), line[i + 1:].strip()
+    raise ValueError(f"no end of the label set in {line!r}")
 
 
 def engine(block: str, interval_s: float = 300) -> Engine:

@@ -23,8 +23,11 @@ def test_series_and_errors():
             parse_series(bad)
     with pytest.raises(NotationError):
         parse_values("1 foo")
-    with pytest.raises(NotationError):
-        parse_values("{{schema:0 sum:1}}")
+    for bad in ("{{schema:0 sum:1", "{{schema:9 count:1}}", "{{count:1 foo:2}}", "{{count:1 count:2}}",
+                "{{buckets:[1 2}}", "{{count:1}}+{{count:1}}", "{{schema:1 count:1}}+{{schema:0 count:1}}x2",
+                "{{counter_reset_hint:maybe}}", "{{custom_values:[1 2] count:1}}"):
+        with pytest.raises(NotationError):
+            parse_values(bad)
 
 
 def test_load_and_format():
