@@ -134,6 +134,9 @@ class Engine:
             return [({}, float(res.value[0]))]
         if res.type != "vector":
             raise BadData(f"expression {expr!r} gives a {res.type}, not an instant vector or scalar")
+        if res.hist_series:   # never drop them silently: a rule would record or alert on nothing
+            raise BadData(f"expression {expr!r} gives histogram samples; rules take numbers: wrap it in "
+                          "histogram_quantile(0.95, ...), histogram_count(...) or histogram_sum(...)")
         return [(labels, v) for labels, v in res.samples()]
 
     # -- evaluation -------------------------------------------------------------------------------

@@ -100,3 +100,27 @@ def test_reload_calls_ctx_reload_and_reports_errors(served):
 def test_formats():
     assert format_value(0.5) == "5e-01" and format_value(123.0) == "1.23e+02"
     assert rfc3339(1.5) == "1970-01-01T00:00:01.5Z" and rfc3339(0) == "0001-01-01T00:00:00Z"
+
+
+def test_a_rule_whose_expression_gives_histograms_errs_instead_of_recording_nothing():
+    """Recording `sum(rate(h[5m]))` used to record nothing, silently: the rule now
+    reports an error that says what to write instead."""
+    import numpy as np
+    import pytest
+
+    from collector.aggregate.aggregator import Aggregator
+    from collector.model import NS, SeriesCatalog, make_labels
+    from collector.query.engine import Engine
+    from collector.query.errors import BadData
+    from collector.query.source import LiveSource
+    from collector.store.duckdb_store import DuckDBStore
+
+    now = 1_800_000_000 * NS
+    agg = Aggregator(SeriesCatalog(), clock=lambda: now)
+    agg.record_durations("traces_span_metrics_duration_seconds", [make_labels({"service_name": "a"})],
+                         np.zeros(5, np.int64), np.full(5, now - 20 * NS), np.full(5, 0.1))
+    engine = Engine(LiveSource(DuckDBStore(":memory:"), agg), clock=lambda: now / NS)
+    with pytest.raises(BadData, match="gives histogram samples; rules take numbers"):
+        engine.instant_vector("sum(rate(traces_span_metrics_duration_seconds[5m]))", now / NS)
+    assert engine.instant_vector("histogram_count(sum(rate(traces_span_metrics_duration_seconds[5m])))",
+                                 now / NS)[0][1] > 0
