@@ -182,7 +182,8 @@ class Service:
             if self.ingest is not None:  # temporality state as of this take, in the same transaction
                 docs = {**self._unsaved_state, **self.ingest.take_temporality()}
                 batch = dataclasses.replace(batch, documents={TEMPORALITY: docs} if docs else {})
-            if not (batch.series or len(batch.hist) or len(batch.samples) or segment or batch.documents):
+            if not (batch.series or len(batch.hist) or len(batch.samples) or len(batch.exemplars) or segment
+                    or batch.documents):
                 return
             t0 = time.perf_counter()
             span = self.tracer.start_span("tocsin.flush", attributes={
