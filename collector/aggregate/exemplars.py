@@ -145,8 +145,9 @@ class ExemplarSlots:
         if not c.keys or not len(c.keys[0]):
             return ExemplarRows.empty()
         keys, ids = c.keys[0], c.ids[0]
+        # times at the stores' precision (µs), so memory and disk agree
         return ExemplarRows(sid64[keys // GROUPS], np.full(len(keys), start, np.int64),
-                            (keys % GROUPS).astype(np.int16), c.at[0].astype(np.int64),
+                            (keys % GROUPS).astype(np.int16), c.at[0].astype(np.int64) // 1000 * 1000,
                             c.values[0].astype(np.float64), np.ascontiguousarray(ids[:, :TRACE_BYTES]),
                             np.ascontiguousarray(ids[:, TRACE_BYTES:]))
 
