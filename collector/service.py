@@ -81,7 +81,7 @@ class Service:
         self.source = LiveSource(self.store, self.aggregator)
         q = config.query
         self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
-                             timeout_s=q.timeout, clock=self.now_s)
+                             timeout_s=q.timeout, clock=self.now_s, classic_buckets=q.classic_buckets)
         self.notifier = Notifier(config.notify, self.store, self.metrics, clock=self.now_s)
         self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
                                      notify=lambda alerts: self.notifier.submit(alerts), metrics=self.metrics,
