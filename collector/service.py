@@ -86,7 +86,8 @@ class Service:
         self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
                                      notify=lambda alerts: self.notifier.submit(alerts), metrics=self.metrics,
                                      clock=self.now_s, external_url=config.api.external_url,
-                                     default_interval=config.rules.evaluation_interval, query_timeout=q.timeout)
+                                     default_interval=config.rules.evaluation_interval, query_timeout=q.timeout,
+                                     exemplars=self.exemplars)
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         wal_dir = assemble.wal_dir(config)
         self.wal = WriteAheadLog(wal_dir) if wal_dir else None
@@ -115,6 +116,13 @@ class Service:
         return self.clock() / NS
 
     # -- called by the evaluator ----------------------------------------------
+    def exemplars(self, selector: str, start_s: float, end_s: float) -> list[dict]:
+        """Example traces for latency pages: /api/v1/query_exemplars' answer."""
+        from collector.query.engine import _parse
+        from collector.query.exemplars import query_exemplars
+
+        return query_exemplars(self.engine, _parse(selector), start_s, end_s)
+
     def record_sample(self, metric: str, labels: dict[str, str], t: float, value: float) -> None:
         """Recorded series and ALERTS go through the aggregator like any sample."""
         self.aggregator.record_samples(metric, KIND_GAUGE, [make_labels(labels)], np.zeros(1, np.int64),
