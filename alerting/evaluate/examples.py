@@ -58,7 +58,7 @@ def pick(found: list[dict], limit: int = MAX_EXAMPLES) -> tuple[TraceExample, ..
     for series in found:
         for ex in series.get("exemplars", ()):
             lab = ex.get("labels", {})
-            tid, sid = str(lab.get("trace_id", "")).lower(), str(lab.get("span_id", "")).lower()
+            tid, sid = str(lab.get("trace_id", "")).lower(), str(lab.get("span_id", "0" * 16)).lower()
             if len(tid) != 32 or len(sid) != 16 or not _HEX.fullmatch(tid + sid):
                 continue
             try:

@@ -40,6 +40,7 @@ class RecordResult:
     clamped: int = 0  # values outside the HDR range, stored at its edge
     ignored: int = 0  # received and deliberately not used (CLIENT spans, ...): not an error
     ignored_reasons: Counter = field(default_factory=Counter)
+    exemplars: int = 0  # metric exemplars kept (OTLP, remote write); span exemplars are not counted
 
     def reject(self, reason: str, n: int = 1) -> None:
         if n:
@@ -58,6 +59,7 @@ class RecordResult:
         self.clamped += other.clamped
         self.ignored += other.ignored
         self.ignored_reasons.update(other.ignored_reasons)
+        self.exemplars += other.exemplars
         return self
 
     def message(self) -> str:
@@ -306,6 +308,8 @@ class Aggregator:
         a trace id)."""
         if not self.settings.exemplars or not len(values):
             return 0
+        if not self._time_ok(np.array([slot_ns], np.int64), RecordResult())[0]:
+            return 0   # the point itself was refused for its time
         values = np.asarray(values, np.float64)
         ok = np.isfinite(values)
         with self._lock:

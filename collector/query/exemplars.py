@@ -72,8 +72,9 @@ def thin(rows: ExemplarRows, start_ns: int, end_ns: int, slot_ns: int = SLOT_NS)
 def _exemplar_json(rows: ExemplarRows, pick: np.ndarray) -> list[dict]:
     sub = rows.take(pick[np.argsort(rows.at[pick], kind="stable")])
     traces, spans = hex_ids(sub)
-    return [{"labels": {"trace_id": t, "span_id": s}, "value": format_value(float(v)),
-             "timestamp": round(int(a) / NS, 3)}
+    # a span id of zeros: the sender gave none (metric exemplars may lack one)
+    return [{"labels": {"trace_id": t, "span_id": s} if s.strip("0") else {"trace_id": t},
+             "value": format_value(float(v)), "timestamp": round(int(a) / NS, 3)}
             for t, s, v, a in zip(traces, spans, sub.value.tolist(), sub.at.tolist())]
 
 
