@@ -193,3 +193,30 @@ def test_trace_url_is_checked_at_start(tmp_path):
     assert "http:// or https://" in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert "tocsin.yaml:1:" in r.stdout + r.stderr or "tocsin.yaml:2:" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.timeout(120)
+def test_acknowledged_exemplars_survive_a_sigkill(tmp_path):
+    """What was acknowledged is in the WAL; replayed after a SIGKILL, its exemplars come back
+    (flushed ones from the store, the rest from the replay) — none lost, none made up."""
+    import signal
+
+    from backends import server_env
+    from serverproc import ServerProcess
+
+    cfg = {"rules": {"files": []}, "aggregation": {"flush_interval": "300ms"}}
+    srv = ServerProcess(tmp_path, cfg, server_env("duckdb", None, tmp_path)).start()
+    first = send(srv.http_url, [0.05] * 20 + [2.5])           # flushed before the kill
+    time.sleep(1.0)
+    second = send(srv.http_url, [0.07] * 20 + [5.5])          # acknowledged, maybe not flushed
+    srv.proc.send_signal(signal.SIGKILL)
+    srv.proc.wait(10)
+    srv.proc = None
+    again = ServerProcess(tmp_path, cfg, server_env("duckdb", None, tmp_path)).start()
+    try:
+        got = _traces(exemplars(again, f'{M}{{service_name="checkout"}}'))
+        slow = {t for d, t, _ in first + second if d > 1}
+        assert slow <= set(got), (slow, got)
+        assert set(got) <= {t for _, t, _ in first + second}
+    finally:
+        again.stop()
