@@ -217,10 +217,7 @@ class Aggregator:
             self.clamped_total += clamped
             for start, keys, counts, sid, sums, mins, maxs, *ex in slots:
                 if ex:
-                    ex_keys, ex_values, ex_at, ex_ids = ex
-                    self._exemplars.add_reduced(start, np.frombuffer(ex_keys, np.int64),
-                                                np.frombuffer(ex_values, np.float64), np.frombuffer(ex_at, np.int64),
-                                                np.frombuffer(ex_ids, np.uint8).reshape(-1, 24))
+                    self._exemplars.add_reduced(start, *ex)
                 slot = self._slot(start)
                 slot.keys.append(np.frombuffer(keys, np.int64))
                 slot.counts.append(np.frombuffer(counts, np.int64))

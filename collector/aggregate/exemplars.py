@@ -77,24 +77,40 @@ def best_per_key(keys: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 class _Chunks:
-    __slots__ = ("keys", "values", "at", "ids")
+    __slots__ = ("keys", "values", "at", "ids", "raw")
 
     def __init__(self):
         self.keys: list[np.ndarray] = []     # local series id * GROUPS + octave
         self.values: list[np.ndarray] = []
         self.at: list[np.ndarray] = []
         self.ids: list[np.ndarray] = []      # (n, 24) uint8
+        self.raw: list[tuple] = []           # the compiled path's chunks, as its bytes until compaction
 
     def add(self, keys, values, at, ids) -> None:
         self.keys.append(keys)
         self.values.append(values)
         self.at.append(at)
         self.ids.append(ids)
-        if len(self.keys) >= COMPACT_EVERY:
+        if len(self.keys) + len(self.raw) >= COMPACT_EVERY:
+            self.compact()
+
+    def add_raw(self, keys: bytes, values: bytes, at: bytes, ids: bytes) -> None:
+        """A chunk as int64 / float64 / int64 / 24-byte-row bytes: turned into arrays in
+        one go at compaction (numpy calls per chunk cost more than the chunk's work)."""
+        self.raw.append((keys, values, at, ids))
+        if len(self.keys) + len(self.raw) >= COMPACT_EVERY:
             self.compact()
 
     def compact(self) -> None:
-        if len(self.keys) <= 1:
+        joined = len(self.raw)
+        if joined:
+            k, v, a, i = (b"".join(parts) for parts in zip(*self.raw))
+            self.raw = []
+            self.keys.append(np.frombuffer(k, np.int64))
+            self.values.append(np.frombuffer(v, np.float64))
+            self.at.append(np.frombuffer(a, np.int64))
+            self.ids.append(np.frombuffer(i, np.uint8).reshape(-1, ID_BYTES))
+        if len(self.keys) <= 1 and joined <= 1:   # one chunk: already one row per key
             return
         keys, values = np.concatenate(self.keys), np.concatenate(self.values)
         at, ids = np.concatenate(self.at), np.concatenate(self.ids)
@@ -134,11 +150,11 @@ class ExemplarSlots:
         best = best_per_key(keys, values)
         self._chunks(start).add(keys[best], values[best], at[best], ids[best])
 
-    def add_reduced(self, start: int, keys: np.ndarray, values: np.ndarray, at: np.ndarray,
-                    ids: np.ndarray) -> None:
-        """A chunk already reduced to one row per key (the compiled path's)."""
-        if len(keys):
-            self._chunks(start).add(keys, values, at, ids)
+    def add_reduced(self, start: int, keys: bytes, values: bytes, at: bytes, ids: bytes) -> None:
+        """A chunk already reduced to one row per key, keys ascending (the compiled
+        path's: int64, float64, int64 and 24-byte rows as bytes)."""
+        if keys:
+            self._chunks(start).add_raw(keys, values, at, ids)
 
     def _rows(self, start: int, c: _Chunks, sid64: np.ndarray) -> ExemplarRows:
         c.compact()

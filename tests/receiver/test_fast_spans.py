@@ -21,7 +21,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from collector.receiver import fastspans
 from collector.receiver.settings import ReceiverSettings
-from spans_diff import NOW, compare, observe
+from spans_diff import NOW, compare, exemplar_state, observe
 
 pytestmark = pytest.mark.skipif(not fastspans.choose()[0], reason=f"compiled path off: {fastspans.choose()[1]}")
 
@@ -443,7 +443,7 @@ def test_series_key_ids_survive_the_plan_starting_again():
     ref, fast = (Aggregator(SeriesCatalog(), AggregatorSettings(), clock=lambda: NOW) for _ in range(2))
     ex_ref, ex_fast = SpanExtractor(ref, SETTINGS[0]), SpanExtractor(fast, SETTINGS[0])
     rnd = random.Random(3)
-    for _ in range(30):
+    for _ in range(150):   # past COMPACT_EVERY chunks per slot
         req = _realistic(rnd.randrange(1, 9))
         for sp in req.resource_spans[0].scope_spans[0].spans:
             sp.name = f"op{rnd.randrange(12)}"
@@ -454,6 +454,9 @@ def test_series_key_ids_survive_the_plan_starting_again():
     assert [s.labels for s in a.series] == [s.labels for s in b.series]
     assert a.hist.cnt.tolist() == b.hist.cnt.tolist() and a.hist.idx.tolist() == b.hist.idx.tolist()
     assert a.hist.sum.tolist() == b.hist.sum.tolist()
+    # exemplars merged over 150 requests' chunks (and the compiled path's raw chunks) alike
+    assert len(a.exemplars) > 3
+    assert [x.tobytes() for x in exemplar_state(a.exemplars)] == [x.tobytes() for x in exemplar_state(b.exemplars)]
 
 
 def test_long_keys_bound_the_key_table_by_bytes_too():
