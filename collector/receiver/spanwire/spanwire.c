@@ -1108,7 +1108,7 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
               int64_t highest_us, int exemplars, sw_reduced *out) {
   memset(out, 0, sizeof *out);
   if (slot_ns <= 0 || counts_len <= 0) return -1;
-  if (exemplars && (counts_len % 128 || !r->ids)) exemplars = 0;
+  if (exemplars && (counts_len % 128 || counts_len > (256 << 7) || !r->ids)) exemplars = 0; /* octaves fit a byte */
   const int64_t n_grp = counts_len >> 7; /* octaves: HDR index >> 7 */
   size_t n = r->n, nk = r->n_keys;
   int64_t *start = malloc((n ? n : 1) * sizeof(int64_t));
@@ -1151,6 +1151,7 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
     int64_t local = locals[r->which[i]];
     if (local < 0) goto done; /* a used key without a series: the caller's mistake */
     int64_t idx = hdr_index(us);
+    if (idx >= counts_len) goto done;      /* highest_us past the layout's counts: the caller's mistake */
     key[i] = local * counts_len + idx;
     if (grp) grp[i] = (uint8_t)(idx >> 7); /* idx < counts_len: the octave is below n_grp */
     out->accepted++;
