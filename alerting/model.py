@@ -23,6 +23,19 @@ def format_labels(labels: dict[str, str]) -> str:
 
 
 @dataclass(frozen=True)
+class TraceExample:
+    """A request behind an alert: an exemplar of the rule's histogram (a slow span),
+    so a page links to the trace itself. ``url`` is filled in from ``notify.trace_url``
+    when the alert enters the notification pipeline (empty when none is configured)."""
+
+    trace_id: str          # 32 lowercase hex digits
+    span_id: str           # 16 lowercase hex digits
+    value: float           # seconds
+    at: float              # unix seconds, when the span ended
+    url: str = ""
+
+
+@dataclass(frozen=True)
 class Alert:
     labels: dict[str, str]                 # includes alertname, severity, rule labels
     annotations: dict[str, str] = field(default_factory=dict)
@@ -33,6 +46,7 @@ class Alert:
     generator_url: str = ""
     worst: float = float("nan")            # the value at its worst since the alert went active
     unit: str = ""                         # "seconds" for latency rules: values read as durations
+    examples: tuple = ()                   # TraceExample, slowest first (latency pages; up to three)
 
     @property
     def fingerprint(self) -> str:

@@ -137,6 +137,8 @@ def _rss_tree_kb(pid: int) -> int:
 
 
 PATHS = ("compiled", "python")
+# --path exemplars: the compiled path with exemplars on against the same path with them off
+EXEMPLARS_OFF = "compiled-noexemplars"
 CASES = ("OTLP/HTTP protobuf", "OTLP/HTTP protobuf + gzip", "OTLP/gRPC")
 
 
@@ -174,17 +176,28 @@ def inprocess_breakdown(body: bytes, n_spans: int, repeat: int = 7) -> list[dict
 
     ing = Ingest(Aggregator(SeriesCatalog(), AggregatorSettings(lateness_seconds=600)), ReceiverSettings(),
                  SelfMetrics())
+    noex = Ingest(Aggregator(SeriesCatalog(), AggregatorSettings(lateness_seconds=600, exemplars=False)),
+                  ReceiverSettings(), SelfMetrics())
     ref = Ingest(Aggregator(SeriesCatalog(), AggregatorSettings(lateness_seconds=600)),
                  ReceiverSettings(compiled=False), SelfMetrics())
     rows = [("protobuf FromString (upb)", per_request(lambda: ExportTraceServiceRequest.FromString(body), 20))]
     if ing.span_plan is not None:
         plan = ing.span_plan
         rows.append(("compiled: decode + validate + series keys", per_request(lambda: plan.parse(body), 20)))
-        rows.append(("compiled: ... + bucketing + aggregator (Ingest.handle)",
-                     per_request(lambda: ing.handle("traces", fastspans.DecodedTraces(plan.parse(body), body)), 20)))
+        for _ in range(3):   # interleaved, medians of the three: exemplars on vs off in the same minute
+            rows.append(("compiled: ... + bucketing + aggregator (Ingest.handle)",
+                         per_request(lambda: ing.handle("traces", fastspans.DecodedTraces(plan.parse(body), body)),
+                                     20)))
+            rows.append(("compiled: the same, aggregation.exemplars false",
+                         per_request(lambda: noex.handle("traces", fastspans.DecodedTraces(plan.parse(body), body)),
+                                     20)))
     rows.append(("reference: FromString + Python loop + numpy aggregator (Ingest.handle)",
                  per_request(lambda: ref.handle("traces", ExportTraceServiceRequest.FromString(body)), 2)))
-    return [{"step": k, "us_per_request": v, "us_per_span": v / n_spans} for k, v in rows]
+    merged: dict[str, list[float]] = {}
+    for k, v in rows:
+        merged.setdefault(k, []).append(v)
+    return [{"step": k, "us_per_request": statistics.median(v), "us_per_span": statistics.median(v) / n_spans}
+            for k, v in merged.items()]
 
 
 def _cpu_s(pid: int) -> float:
@@ -326,8 +339,8 @@ def _interleaved(d: Path, wal: str, body: bytes, gz: bytes, seconds: float, conc
     (d / "body.gz").write_bytes(gz)
     servers = {}
     for path in paths:
-        cfg = {"aggregation": {"lateness": "10m"}, "storage": {"wal": wal}, "rules": {"files": []},
-               "receivers": {"otlp": {"compiled": path == "compiled"}}}
+        cfg = {"aggregation": {"lateness": "10m", "exemplars": path != EXEMPLARS_OFF}, "storage": {"wal": wal},
+               "rules": {"files": []}, "receivers": {"otlp": {"compiled": path != "python"}}}
         (d / path).mkdir()
         servers[path] = ServerProcess(d / path, cfg, env={"TOCSIN_LOG__LEVEL": "info"}).start()
     pinned = hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1
@@ -459,8 +472,9 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=10, help="per case and path, per round")
     p.add_argument("--rounds", type=int, default=3, help="rounds of interleaved cases; medians are reported")
     p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--path", choices=("both",) + PATHS, default="both",
-                   help="span path(s) to measure, each on its own server, interleaved")
+    p.add_argument("--path", choices=("both",) + PATHS + ("exemplars",), default="both",
+                   help="span path(s) to measure, each on its own server, interleaved; exemplars: the compiled "
+                        "path with exemplars on and off (the 'vs' column is then on / off)")
     p.add_argument("--wal", choices=("both", "on", "off"), default="both")
     p.add_argument("--latency-seconds", type=float, default=0.0,
                    help="also measure latency at one paced load (80%% of the slower path's capacity)")
@@ -470,7 +484,8 @@ def main(argv=None) -> int:
                    help="as with --processes > 1 (no pinning, a connection per load thread), for a like-for-like "
                         "baseline with --processes 1")
     args = p.parse_args(argv)
-    paths = PATHS if args.path == "both" else (args.path,)
+    paths = PATHS if args.path == "both" else ("compiled", EXEMPLARS_OFF) if args.path == "exemplars" \
+        else (args.path,)
     wals = ("on", "off") if args.wal == "both" else (args.wal,)
     res = run(args.seconds, args.concurrency, processes=args.processes, unpinned=args.unpinned,
               rounds=args.rounds, paths=paths, wals=wals, latency_seconds=args.latency_seconds)

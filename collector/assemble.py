@@ -75,7 +75,8 @@ def aggregator_settings(cfg: Config) -> AggregatorSettings:
     agg = cfg.aggregation
     return AggregatorSettings(slot_seconds=int(agg.slot), lateness_seconds=int(agg.lateness),
                               future_skew_seconds=int(agg.future_skew),
-                              max_series_per_metric=cfg.spanmetrics.max_series_per_metric)
+                              max_series_per_metric=cfg.spanmetrics.max_series_per_metric,
+                              exemplars=agg.exemplars)
 
 
 def retention(cfg: Config) -> Retention:

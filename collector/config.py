@@ -80,6 +80,11 @@ class AggregationConfig(Strict):
     lateness: Duration = Field(300, description="Data ending longer ago than this is rejected.")
     future_skew: Duration = Field(300, description="Data ending further than this in the future is rejected.")
     flush_interval: Duration = Field(5, description="How often closed slots are written to the store.")
+    exemplars: bool = Field(True, description=(
+        "Keep exemplars: per histogram series and slot, for every octave of the value, the slowest request "
+        "that came with a trace id (from spans, OTLP metric exemplars and remote write). Stored and dropped "
+        "with the slot-resolution rows (storage.retention.raw); rollups keep none. Served by "
+        "/api/v1/query_exemplars and put in latency pages (notify.trace_url)."))
 
     @field_validator("slot")
     @classmethod
@@ -183,6 +188,25 @@ class ApiConfig(Strict):
     external_url: str = Field("", description="URL users reach the API at (used in alert links).")
 
 
+def _bounds(v: Any) -> tuple[float, ...]:
+    if not isinstance(v, (list, tuple)):
+        raise ValueError(f"expected a list of bucket bounds such as [5ms, 10ms, 100ms, 1s], got {v!r}")
+    out = []
+    for x in v:
+        s = parse_duration(x)
+        if not s > 0:
+            raise ValueError(f"bucket bounds must be above 0, got {x!r}")
+        out.append(float(f"{s:.12g}"))   # 1400ms is 1.4, not 1.4000000000000001
+    if len(set(out)) != len(out):
+        raise ValueError("bucket bounds must differ from each other")
+    return tuple(sorted(out))
+
+
+# The OpenTelemetry Collector span-metrics connector's default buckets (collector/query/classic.py).
+SPANMETRICS_BUCKETS = ("2ms", "4ms", "6ms", "8ms", "10ms", "50ms", "100ms", "200ms", "400ms", "800ms", "1s",
+                       "1400ms", "2s", "5s", "10s", "15s")
+
+
 class QueryConfig(Strict):
     lookback_delta: Duration = Field(300, description="How far back an instant selector looks for a sample.")
     timeout: Duration = Field(30, description="Queries running longer are stopped (503 timeout).")
@@ -195,6 +219,12 @@ class QueryConfig(Strict):
     nice: int = Field(10, ge=0, le=19, description="Scheduling priority of query and maintenance threads "
                       "(Linux nice, 0-19): under CPU contention ingest, health checks, rules and notifications go "
                       "first; 0 = same as everything else.")
+    classic_buckets: Annotated[tuple[float, ...], BeforeValidator(_bounds)] = Field(
+        _bounds(list(SPANMETRICS_BUCKETS)), description=(
+            "Bounds (durations, or numbers in seconds) of the classic `X_bucket{le=...}` series every HDR "
+            "histogram also answers as, for dashboards and rules written for classic histograms. Default: the "
+            "OpenTelemetry span-metrics connector's (2ms ... 15s). Explicit-bucket histograms use their own "
+            "bounds. The native histogram is the accurate form."))
 
 
 class RulesConfig(Strict):

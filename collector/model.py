@@ -181,3 +181,46 @@ class SeriesCatalog:
 
     def all(self) -> list[Series]:
         return list(self.by_id.values())
+
+
+@dataclass(frozen=True)
+class ExemplarRows:
+    """Exemplars: the example requests kept per series per slot
+    (collector/aggregate/exemplars.py). Row i belongs to series ``series_id[i]``
+    and the slot starting at ``ts[i]``; ``grp[i]`` is the octave of its value (at
+    most one exemplar per series, slot and octave: the slowest). ``at`` is when it
+    was observed (a span's end, ns), ``value`` the observed value (seconds for
+    durations), ``trace_id``/``span_id`` the raw ids (16 and 8 bytes per row)."""
+
+    series_id: np.ndarray  # uint64
+    ts: np.ndarray         # int64 ns, slot start
+    grp: np.ndarray        # int16
+    at: np.ndarray         # int64 ns
+    value: np.ndarray      # float64
+    trace_id: np.ndarray   # uint8, shape (n, 16)
+    span_id: np.ndarray    # uint8, shape (n, 8)
+
+    def __len__(self) -> int:
+        return len(self.series_id)
+
+    @staticmethod
+    def empty() -> "ExemplarRows":
+        return ExemplarRows(np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int16),
+                            np.zeros(0, np.int64), np.zeros(0), np.zeros((0, 16), np.uint8), np.zeros((0, 8), np.uint8))
+
+    def take(self, rows) -> "ExemplarRows":
+        rows = np.asarray(rows, dtype=np.int64)
+        return ExemplarRows(self.series_id[rows], self.ts[rows], self.grp[rows], self.at[rows], self.value[rows],
+                            self.trace_id[rows], self.span_id[rows])
+
+    @staticmethod
+    def concat(parts: list["ExemplarRows"]) -> "ExemplarRows":
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return ExemplarRows.empty()
+        if len(parts) == 1:
+            return parts[0]
+        cat = np.concatenate
+        return ExemplarRows(cat([p.series_id for p in parts]), cat([p.ts for p in parts]),
+                            cat([p.grp for p in parts]), cat([p.at for p in parts]), cat([p.value for p in parts]),
+                            cat([p.trace_id for p in parts]), cat([p.span_id for p in parts]))

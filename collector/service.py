@@ -81,12 +81,13 @@ class Service:
         self.source = LiveSource(self.store, self.aggregator)
         q = config.query
         self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
-                             timeout_s=q.timeout, clock=self.now_s)
+                             timeout_s=q.timeout, clock=self.now_s, classic_buckets=q.classic_buckets)
         self.notifier = Notifier(config.notify, self.store, self.metrics, clock=self.now_s)
         self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
                                      notify=lambda alerts: self.notifier.submit(alerts), metrics=self.metrics,
                                      clock=self.now_s, external_url=config.api.external_url,
-                                     default_interval=config.rules.evaluation_interval, query_timeout=q.timeout)
+                                     default_interval=config.rules.evaluation_interval, query_timeout=q.timeout,
+                                     exemplars=self.exemplars)
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         wal_dir = assemble.wal_dir(config)
         self.wal = WriteAheadLog(wal_dir) if wal_dir else None
@@ -115,6 +116,13 @@ class Service:
         return self.clock() / NS
 
     # -- called by the evaluator ----------------------------------------------
+    def exemplars(self, selector: str, start_s: float, end_s: float) -> list[dict]:
+        """Example traces for latency pages: /api/v1/query_exemplars' answer."""
+        from collector.query.engine import _parse
+        from collector.query.exemplars import query_exemplars
+
+        return query_exemplars(self.engine, _parse(selector), start_s, end_s)
+
     def record_sample(self, metric: str, labels: dict[str, str], t: float, value: float) -> None:
         """Recorded series and ALERTS go through the aggregator like any sample."""
         self.aggregator.record_samples(metric, KIND_GAUGE, [make_labels(labels)], np.zeros(1, np.int64),
@@ -182,7 +190,8 @@ class Service:
             if self.ingest is not None:  # temporality state as of this take, in the same transaction
                 docs = {**self._unsaved_state, **self.ingest.take_temporality()}
                 batch = dataclasses.replace(batch, documents={TEMPORALITY: docs} if docs else {})
-            if not (batch.series or len(batch.hist) or len(batch.samples) or segment or batch.documents):
+            if not (batch.series or len(batch.hist) or len(batch.samples) or len(batch.exemplars) or segment
+                    or batch.documents):
                 return
             t0 = time.perf_counter()
             span = self.tracer.start_span("tocsin.flush", attributes={

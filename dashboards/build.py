@@ -39,9 +39,11 @@ SVC_ROUTE = 'service_name=~"$service", http_route=~"$route"'
 
 # ---------------------------------------------------------------- building blocks
 def q(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False,
-      fmt: PromQueryFormat = PromQueryFormat.TIME_SERIES) -> prometheus.Dataquery:
+      fmt: PromQueryFormat = PromQueryFormat.TIME_SERIES, exemplars: bool = False) -> prometheus.Dataquery:
     t = prometheus.Dataquery().expr(expr).ref_id(ref).datasource(DS).format(fmt)
     t = t.instant() if instant else t.range()
+    if exemplars:   # Grafana draws the slow requests behind the line (GET /api/v1/query_exemplars)
+        t = t.exemplar(True)
     return t.legend_format(legend) if legend else t
 
 
@@ -97,13 +99,17 @@ def service_latency() -> dashboard.Dashboard:
             .with_variable(threshold)
             .with_row(dashboard.Row("Latency"))
             .with_panel(graph("Latency p50 / p95 / p99 per service",
-                              "Quantiles of SERVER and CONSUMER span durations, from the HDR histograms.",
+                              "Quantiles of SERVER and CONSUMER span durations, from the HDR histograms. The "
+                              "points are exemplars: the slowest request of each octave of latency per 10 s, "
+                              "linked to its trace when the data source has a trace destination.",
                               [q(quantile(0.5, "service_name", SVC), "{{service_name}} p50", "A"),
                                q(quantile(0.95, "service_name", SVC), "{{service_name}} p95", "B"),
-                               q(quantile(0.99, "service_name", SVC), "{{service_name}} p99", "C")], "s"))
-            .with_panel(graph("p95 per route", "95th percentile latency by service and HTTP route.",
+                               q(quantile(0.99, "service_name", SVC), "{{service_name}} p99", "C",
+                                 exemplars=True)], "s"))
+            .with_panel(graph("p95 per route", "95th percentile latency by service and HTTP route, with "
+                              "exemplars (slow requests, linked to their traces).",
                               [q(quantile(0.95, "service_name, http_route", SVC_ROUTE),
-                                 "{{service_name}} {{http_route}}")], "s"))
+                                 "{{service_name}} {{http_route}}", exemplars=True)], "s"))
             .with_panel(heatmap.Panel().title("Latency distribution")
                         .description("The native histogram itself: each cell is the request rate in one bucket.")
                         .datasource(DS).span(12).height(8).calculate(False).show_tooltip()

@@ -98,8 +98,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (sw_time_filter(&r, INT64_MIN / 2, INT64_MAX / 2, ok, &old, &fut, used, &n_used) == 0) {
       for (size_t i = 0; i < r.n_keys; i++) locals[i] = (int64_t)(i % 3); /* keys collide on a series */
       sw_reduced red;
-      if (sw_reduce(&r, ok, locals, 10000000000LL, 3328, 3600000000LL, &red) == 0) {
+      if (sw_reduce(&r, ok, locals, 10000000000LL, 3328, 3600000000LL, 1, &red) == 0) {
         if (red.accepted != r.n - old - fut) die("reduce lost or made up spans");
+        for (size_t s = 0; s < red.n_slots; s++) {
+          const sw_slot *sl = &red.slots[s];
+          if (sl->n_ex > sl->n) die("more exemplars than (series, bucket) pairs");
+          for (size_t e = 0; e < sl->n_ex; e++) {
+            if (e && sl->ex_keys[e] <= sl->ex_keys[e - 1]) die("exemplar keys not ascending");
+            if (sl->ex_keys[e] / 26 > 2) die("exemplar of an unknown series");
+            uint8_t any = 0;
+            for (int b = 0; b < 16; b++) any |= sl->ex_ids[e * SW_ID_BYTES + b];
+            if (!any) die("exemplar without a trace id");
+          }
+        }
         sw_reduced_free(&red);
       }
     }

@@ -9,6 +9,7 @@ import threading
 import time as _time
 from dataclasses import dataclass
 
+from alerting.evaluate import examples as trace_examples
 from alerting.evaluate.persist import StatePersister
 from alerting.evaluate.rule_eval import eval_alerting, eval_recording, to_alerts
 from alerting.evaluate.schedule import eval_timestamp, group_offset, next_eval
@@ -42,8 +43,10 @@ class GroupHealth:
 class RuleManager:
     def __init__(self, store, query, record, notify, metrics, clock=_time.time, external_url: str = "",
                  external_labels: dict | None = None, default_interval: float = 60.0, batch=None,
-                 query_timeout: float = 120.0):
+                 query_timeout: float = 120.0, exemplars=None):
         self.query, self.record, self.notify = query, record, notify
+        # exemplars(selector, start_s, end_s) -> query_exemplars' answer: example traces for latency pages
+        self.exemplars = exemplars
         self.query_timeout = query_timeout   # a group's queries together, as Prometheus's query timeout
         # Queries of one group evaluation share their reads when the query
         # function belongs to an Engine (Engine.batch); plain functions run as they are.
@@ -110,7 +113,7 @@ class RuleManager:
                 t = eval_timestamp(self.clock(), g.interval, group_offset(g.name, g.interval))
             snapshot = {r.key: self._entries.get((g.name, r.key), {}) for r in g.rules}
         started = _time.perf_counter()
-        alerts = []
+        alerts = []   # (rule, alert)
         # The group's own token: its queries stop at the timeout or at shutdown, and
         # no other group or the notifier waits for them (each group has its own thread).
         token = cancel.Token(timeout_s=self.query_timeout, what=f"rule group {name!r}")
@@ -131,9 +134,12 @@ class RuleManager:
                     if isinstance(r, AlertingRule):
                         self._entries[key] = res.entries
                         self._save(g.name, r.key, res.entries)
-                        alerts.extend(to_alerts(r, res.entries, self.external_url))
+                        alerts.extend((r, a) for a in to_alerts(r, res.entries, self.external_url))
             self._ghealth[g.name] = GroupHealth(t, _time.perf_counter() - started)
             self._update_alert_gauge()
+        # outside the lock: example traces are a store read, and a page never waits on them long
+        with cancel.running(cancel.Token(timeout_s=self.query_timeout, what=f"example traces of {name!r}")):
+            alerts = trace_examples.attach(alerts, self.exemplars, t)
         if self.metrics is not None:
             self.metrics.rule_eval_duration.labels(g.name).observe(_time.perf_counter() - started)
             self.metrics.rule_last_eval.labels(g.name).set(t)

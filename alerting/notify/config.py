@@ -101,6 +101,19 @@ class NotifyConfig(BaseModel):
     resolve_max_age: Duration = 24 * 3600.0   # how long an undelivered notification is retried
     resolve_timeout: Duration = 300.0          # alerts posted to /api/v2/alerts without endsAt resolve after this
     external_url: str = ""                     # links back to Tocsin in messages
+    # Link to a trace in latency pages: {{ .TraceID }} (and {{ .SpanID }}) are filled in, e.g.
+    # https://jaeger.example/trace/{{ .TraceID }} or a Grafana Explore URL of a Tempo data source.
+    trace_url: str = ""
+
+    @model_validator(mode="after")
+    def _trace_url(self) -> "NotifyConfig":
+        from .links import check_trace_url
+
+        if self.trace_url:
+            why = check_trace_url(self.trace_url)
+            if why:
+                raise ValueError(f"trace_url: {why}")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,7 @@ characters that could end or split a link in a message format (spaces, ``<``,
 the URL comes from a sender."""
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, urlsplit
 
 LINK_ANNOTATIONS = (("runbook_url", "Runbook"), ("dashboard_url", "Dashboard"), ("dashboard", "Dashboard"))
@@ -36,3 +37,32 @@ def annotation_links(annotations: dict[str, str]) -> list[tuple[str, str]]:
         if url and (label, url) not in out:
             out.append((label, url))
     return out
+
+
+# notify.trace_url: a Go-template-looking URL where {{ .TraceID }} (and {{ .SpanID }}) are filled in.
+_FIELD = re.compile(r"\{\{-?\s*\.(TraceID|SpanID)\s*-?\}\}")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def check_trace_url(template: str) -> str | None:
+    """Why ``notify.trace_url`` cannot be used, or None. It must name ``{{ .TraceID }}``,
+    hold no other template action, and give an http(s) URL."""
+    if not _FIELD.search(template) or ".TraceID" not in template:
+        return "must contain {{ .TraceID }} (e.g. https://jaeger.example/trace/{{ .TraceID }})"
+    if "{{" in _FIELD.sub("", template):
+        return "only {{ .TraceID }} and {{ .SpanID }} are filled in"
+    if safe_url(trace_link_raw(template, "0" * 32, "0" * 16)) is None:
+        return "must be an http:// or https:// URL with a host"
+    return None
+
+
+def trace_link_raw(template: str, trace_id: str, span_id: str) -> str:
+    return _FIELD.sub(lambda m: trace_id if m.group(1) == "TraceID" else span_id, template)
+
+
+def trace_link(template: str, trace_id: str, span_id: str) -> str | None:
+    """The link to one trace (``safe_url``), or None without a template or with ids that
+    are not lowercase hex (they are filled in unencoded, so only hex may go in)."""
+    if not template or not _HEX.fullmatch(trace_id) or not _HEX.fullmatch(span_id):
+        return None
+    return safe_url(trace_link_raw(template, trace_id, span_id))

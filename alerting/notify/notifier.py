@@ -24,6 +24,7 @@ from .deliver import Deliverer
 from .groups import Dispatcher, GroupSnapshot
 from .inhibit import Inhibitor
 from .integrations import build_integrations
+from .links import trace_link
 from .nflog import NotificationLog, log_key
 from .outbox import Outbox
 from .retry import RetryPolicy
@@ -72,6 +73,8 @@ class Notifier:
             for a in alerts:
                 if a.state not in ("firing", "resolved"):
                     continue
+                if a.examples:   # the links of its example traces, from notify.trace_url
+                    a = with_trace_links(a, self.config.trace_url)
                 if a.resolved:
                     self._firing.pop(a.fingerprint, None)
                 else:
@@ -221,3 +224,9 @@ class Notifier:
             except Exception:
                 log.exception("notify: tick failed")
             self._stop.wait(self.interval)
+
+
+def with_trace_links(a: Alert, template: str) -> Alert:
+    """``a`` with each example's ``url`` built from ``notify.trace_url`` (empty without one)."""
+    return replace(a, examples=tuple(replace(e, url=trace_link(template, e.trace_id, e.span_id) or "")
+                                     for e in a.examples))

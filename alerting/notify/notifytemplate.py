@@ -9,7 +9,8 @@ notifications (``.Status``, ``.Receiver``, ``.Alerts`` with ``.Firing``/
 ``.Resolved``, ``.GroupLabels``/``.CommonLabels``/``.CommonAnnotations`` with
 ``.SortedPairs``/``.Names``/``.Values``/``.Remove``, ``.ExternalURL``, each
 alert's ``.Labels``, ``.Annotations``, ``.StartsAt``, ``.EndsAt``,
-``.GeneratorURL``, ``.Fingerprint``); the functions ``toUpper toLower title
+``.GeneratorURL``, ``.Fingerprint``, and Tocsin's ``.Exemplars`` — each ``.TraceID``,
+``.SpanID``, ``.Value``, ``.URL``); the functions ``toUpper toLower title
 trimSpace join match reReplaceAll safeHtml stringSlice len index printf print
 println eq ne lt le gt ge and or not urlquery``, and the built-in templates
 ``__subject``, ``slack.default.*``, ``pagerduty.default.*`` (written after
@@ -87,7 +88,10 @@ def notification_data(n, escape=None) -> dict[str, Any]:
 
     alerts = AlertList({"Status": "resolved" if a.resolved else "firing", "Labels": kv(a.labels),
                         "Annotations": kv(a.annotations), "StartsAt": _time(a.starts_at),
-                        "EndsAt": _time(a.ends_at), "GeneratorURL": a.generator_url, "Fingerprint": a.fingerprint}
+                        "EndsAt": _time(a.ends_at), "GeneratorURL": a.generator_url, "Fingerprint": a.fingerprint,
+                        # Tocsin's addition: a latency alert's slow requests (hex ids, seconds, a checked URL)
+                        "Exemplars": [{"TraceID": e.trace_id, "SpanID": e.span_id, "Value": e.value, "URL": e.url}
+                                      for e in a.examples]}
                        for a in n.alerts)
     return {"Receiver": n.receiver, "Status": n.status, "Alerts": alerts, "GroupLabels": kv(n.group_labels),
             "CommonLabels": kv(n.common_labels), "CommonAnnotations": kv(n.common_annotations),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from alerting.model import Alert
+from alerting.model import Alert, TraceExample
 
 
 class NotifyError(Exception):
@@ -88,9 +88,30 @@ def _finite(v: float) -> float | None:
 
 
 def alert_to_dict(a: Alert) -> dict[str, Any]:
-    return {"labels": dict(a.labels), "annotations": dict(a.annotations), "state": a.state,
-            "starts_at": a.starts_at, "ends_at": a.ends_at, "value": _finite(a.value), "generator_url": a.generator_url,
-            "worst": _finite(a.worst), "unit": a.unit}
+    d = {"labels": dict(a.labels), "annotations": dict(a.annotations), "state": a.state,
+         "starts_at": a.starts_at, "ends_at": a.ends_at, "value": _finite(a.value), "generator_url": a.generator_url,
+         "worst": _finite(a.worst), "unit": a.unit}
+    if a.examples:
+        d["examples"] = [{"trace_id": e.trace_id, "span_id": e.span_id, "value": e.value, "at": e.at, "url": e.url}
+                         for e in a.examples]
+    return d
+
+
+def _is_hex(text: object, n: int) -> bool:
+    return isinstance(text, str) and len(text) == n and all(c in "0123456789abcdef" for c in text)
+
+
+def _examples(items) -> tuple:
+    """Stored examples back; anything that is not what Tocsin writes is left out."""
+    out = []
+    for e in items or ():
+        try:
+            if _is_hex(e["trace_id"], 32) and _is_hex(e["span_id"], 16):
+                out.append(TraceExample(e["trace_id"], e["span_id"], float(e["value"]), float(e["at"]),
+                                        str(e.get("url") or "")))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(out)
 
 
 def alert_from_dict(d: dict[str, Any]) -> Alert:
@@ -100,7 +121,7 @@ def alert_from_dict(d: dict[str, Any]) -> Alert:
     return Alert(labels=dict(d["labels"]), annotations=dict(d.get("annotations", {})), state=d.get("state", "firing"),
                  starts_at=float(d.get("starts_at", 0)), ends_at=float(d.get("ends_at", 0)),
                  value=num("value"), generator_url=d.get("generator_url", ""), worst=num("worst"),
-                 unit=d.get("unit", ""))
+                 unit=d.get("unit", ""), examples=_examples(d.get("examples")))
 
 
 def rfc3339(ts: float) -> str:

@@ -17,9 +17,10 @@ from typing import Callable
 import numpy as np
 
 from collector.aggregate import hdr
+from collector.aggregate.exemplars import ExemplarSlots
 from collector.aggregate.slot import Slot as _Slot
 from collector.aggregate.slot import reduce as _reduce
-from collector.model import (KIND_COUNTER, KIND_CUSTOM, KIND_GAUGE, KIND_HDR, NS, HistRows, Labels,
+from collector.model import (KIND_COUNTER, KIND_CUSTOM, KIND_GAUGE, KIND_HDR, NS, ExemplarRows, HistRows, Labels,
                              SampleRows, Series, SeriesCatalog, series_id)
 from collector.store.base import WriteBatch
 
@@ -39,6 +40,7 @@ class RecordResult:
     clamped: int = 0  # values outside the HDR range, stored at its edge
     ignored: int = 0  # received and deliberately not used (CLIENT spans, ...): not an error
     ignored_reasons: Counter = field(default_factory=Counter)
+    exemplars: int = 0  # metric exemplars kept (OTLP, remote write); span exemplars are not counted
 
     def reject(self, reason: str, n: int = 1) -> None:
         if n:
@@ -57,6 +59,7 @@ class RecordResult:
         self.clamped += other.clamped
         self.ignored += other.ignored
         self.ignored_reasons.update(other.ignored_reasons)
+        self.exemplars += other.exemplars
         return self
 
     def message(self) -> str:
@@ -70,6 +73,7 @@ class AggregatorSettings:
     future_skew_seconds: int = 300     # data ending further in the future is rejected
     flush_grace_seconds: int = 2       # a slot is flushed this long after it ends
     max_series_per_metric: int = 10_000
+    exemplars: bool = True             # keep exemplars (collector/aggregate/exemplars.py)
 
 
 class Aggregator:
@@ -89,6 +93,7 @@ class Aggregator:
         self._new_series: list[Series] = []
         self._slots: dict[int, _Slot] = {}
         self._samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._exemplars = ExemplarSlots()   # per open slot, beside _slots (taken and put back with them)
         self.clamped_total = 0
         for s in catalog.all():
             self._register_known(s)
@@ -140,9 +145,12 @@ class Aggregator:
 
     # -- recording ------------------------------------------------------------
     def record_durations(self, metric: str, label_sets: list[Labels], which: np.ndarray, end_ns: np.ndarray,
-                         seconds: np.ndarray, unit: str = "s", help: str = "") -> RecordResult:
+                         seconds: np.ndarray, unit: str = "s", help: str = "",
+                         ids: np.ndarray | None = None) -> RecordResult:
         """Record one observation per element: ``seconds[i]`` for series
-        ``label_sets[which[i]]``, placed in the slot of ``end_ns[i]``."""
+        ``label_sets[which[i]]``, placed in the slot of ``end_ns[i]``. ``ids``: the
+        trace and span id of each ((n, 24) uint8, zero rows where there are none),
+        for exemplars."""
         result = RecordResult()
         if len(which) == 0:
             return result
@@ -150,8 +158,12 @@ class Aggregator:
         end_ns = np.asarray(end_ns, dtype=np.int64)
         seconds = np.asarray(seconds, dtype=np.float64)
         ok = self._time_ok(end_ns, result)
+        if ids is not None and not self.settings.exemplars:
+            ids = None
         if not ok.all():
             which, end_ns, seconds = which[ok], end_ns[ok], seconds[ok]
+            if ids is not None:
+                ids = ids[ok]
             if len(which) == 0:
                 return result
             # register only the series that still have observations
@@ -169,6 +181,8 @@ class Aggregator:
             for start in starts.tolist():
                 sel = slot_start == start if len(starts) > 1 else slice(None)
                 self._add_to_slot(start, sid[sel], idx[sel], seconds[sel])
+                if ids is not None:
+                    self._exemplars.add(start, sid[sel], idx[sel], seconds[sel], end_ns[sel], ids[sel])
         result.accepted += len(which)
         return result
 
@@ -179,7 +193,9 @@ class Aggregator:
         future_after)`` → (too old, in future, the key indexes still used, int64
         bytes); ``batch.reduce(locals, slot_ns, COUNTS_LEN, HIGHEST_US)`` → (clamped,
         accepted, per slot ascending: (start, keys, counts, sid, sum, min, max) as
-        int64/float64 bytes, keys and sid sorted) — what ``_add_to_slot`` appends.
+        int64/float64 bytes, keys and sid sorted — what ``_add_to_slot`` appends — and,
+        with exemplars, (ex_keys, ex_values, ex_at, ex_ids): the slot's best span per
+        series and octave, as ``ExemplarSlots.add`` keeps them).
         Same checks, same order of registration, same chunks as record_durations
         (tests/receiver/test_fast_spans.py compares the two)."""
         result = RecordResult()
@@ -195,10 +211,13 @@ class Aggregator:
             locals_ = np.full(len(label_sets), -1, np.int64)
             for i in used:
                 locals_[i] = self._local_id(metric, label_sets[i], KIND_HDR, unit, help)
-            clamped, accepted, slots = batch.reduce(locals_.tobytes(), self._slot_ns, hdr.COUNTS_LEN, hdr.HIGHEST_US)
+            clamped, accepted, slots = batch.reduce(locals_.tobytes(), self._slot_ns, hdr.COUNTS_LEN, hdr.HIGHEST_US,
+                                                    self.settings.exemplars)
             result.clamped = clamped
             self.clamped_total += clamped
-            for start, keys, counts, sid, sums, mins, maxs in slots:
+            for start, keys, counts, sid, sums, mins, maxs, *ex in slots:
+                if ex:
+                    self._exemplars.add_reduced(start, *ex)
                 slot = self._slot(start)
                 slot.keys.append(np.frombuffer(keys, np.int64))
                 slot.counts.append(np.frombuffer(counts, np.int64))
@@ -278,6 +297,30 @@ class Aggregator:
         result.accepted = 1
         return result
 
+    def record_exemplars(self, metric: str, labels: Labels, slot_ns: int, values: np.ndarray, at_ns: np.ndarray,
+                         ids: np.ndarray) -> int:
+        """Exemplars that came with a data point (OTLP metrics, remote write) of a
+        series recorded just before: kept in the slot of ``slot_ns`` as span
+        exemplars are. Returns how many were usable (a known series, a finite value,
+        a trace id)."""
+        if not self.settings.exemplars or not len(values):
+            return 0
+        if not self._time_ok(np.array([slot_ns], np.int64), RecordResult())[0]:
+            return 0   # the point itself was refused for its time
+        values = np.asarray(values, np.float64)
+        ok = np.isfinite(values)
+        with self._lock:
+            local = self._local.get((metric, labels))
+            if local is None or not ok.any():
+                return 0
+            if not ok.all():
+                values, at_ns, ids = values[ok], np.asarray(at_ns)[ok], ids[ok]
+            idx, _, _ = hdr.index_of_seconds(np.maximum(values, 0.0))
+            start = (slot_ns // self._slot_ns) * self._slot_ns
+            self._exemplars.add(start, np.full(len(values), local, np.int64), idx, values,
+                                np.asarray(at_ns, np.int64), ids)
+        return int(len(values))
+
     def record_samples(self, metric: str, kind: str, label_sets: list[Labels], which: np.ndarray,
                        ts_ns: np.ndarray, values: np.ndarray, unit: str = "", help: str = "",
                        check_time: bool = True) -> RecordResult:
@@ -354,8 +397,10 @@ class Aggregator:
             new_series, self._new_series = self._new_series, []
             sid64 = np.array(self._sid64, dtype=np.uint64)
             hist = HistRows.concat([self._slot_rows(s, sid64) for s in slots])
+            ex_starts = [s for s in self._exemplars.starts() if force or s <= limit]
+            exemplars = self._exemplars.take(sorted(ex_starts), sid64)
         samp = SampleRows.concat([SampleRows(*t) for t in samples])
-        return WriteBatch(series=new_series, hist=hist, samples=samp)
+        return WriteBatch(series=new_series, hist=hist, samples=samp, exemplars=exemplars)
 
     def putback(self, batch: WriteBatch, adopt: bool = False) -> None:
         """Return a batch that could not be written, so the next flush retries it;
@@ -369,9 +414,10 @@ class Aggregator:
             if len(batch.samples):
                 self._samples.insert(0, (batch.samples.series_id, batch.samples.ts, batch.samples.value))
             h = batch.hist
-            if not len(h):
+            if not len(h) and not len(batch.exemplars):
                 return
             by_id = {sid: i for i, sid in enumerate(self._sid64)}
+            self._exemplars.putback(batch.exemplars, by_id)
             local = np.array([by_id[int(x)] for x in h.series_id.tolist()], np.int64)
             custom = np.array([b is not None for b in h.bounds], bool) if h.bounds else np.zeros(len(h), bool)
             lens = np.diff(h.offsets)
@@ -408,6 +454,13 @@ class Aggregator:
             keep = np.isin(samp.series_id, want) & (samp.ts >= start_ns) & (samp.ts <= end_ns)
             samp = SampleRows(samp.series_id[keep], samp.ts[keep], samp.value[keep])
         return hist, samp
+
+    def snapshot_exemplars(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> ExemplarRows:
+        """Exemplars still in memory for these series, of slots starting in [start_ns, end_ns)."""
+        want = np.asarray(series_ids, dtype=np.uint64)
+        with self._lock:
+            sid64 = np.array(self._sid64, dtype=np.uint64)
+            return self._exemplars.snapshot(sid64, want, start_ns, end_ns)
 
     def pending_slots(self) -> int:
         return len(self._slots)

@@ -196,9 +196,11 @@ def routes(ctx) -> list[Route]:
         if before is not None:   # receiver workers ship their new series (read your writes)
             before()
         matches = p.getlist("match[]")
+        view = getattr(engine, "classic", None)   # histograms' X_bucket{le} series (collector/query/classic.py)
         if not matches:
-            return index.all()
-        return index.match(parse_match_params(matches))
+            return index.all() + (view.summary(index) if view is not None else [])
+        sets = parse_match_params(matches)
+        return view.listed(index, sets) + index.match(sets) if view is not None else index.match(sets)
 
     def _limit(p: _Params, items: list) -> list:
         lim = p.get("limit")
@@ -260,7 +262,31 @@ def routes(ctx) -> list[Route]:
                     "buildUser": "", "buildDate": "", "goVersion": "", "application": "tocsin"})
 
     async def exemplars(request: Request):
-        return _ok([])
+        from collector.query.engine import _parse
+        from collector.query.exemplars import query_exemplars
+
+        t0 = time.perf_counter()
+        try:
+            p = await _params(request)
+            expr = required(p, "query")
+            try:
+                node = _parse(expr)
+            except ValueError as e:
+                raise BadData(f"invalid parameter \"query\": {e}") from None
+            except BaseException as e:   # the Rust parser panics on some inputs
+                raise BadData(f"invalid parameter \"query\": cannot parse {expr!r}: {e}") from None
+            # Prometheus: without start/end, all the time there is
+            start = parse_time(p.get("start"), "start") if p.get("start") else 0.0
+            end = parse_time(p.get("end"), "end") if p.get("end") else now() + 3600
+            if end < start:
+                raise BadData("end timestamp must not be before start timestamp")
+            if getattr(engine, "classic", None) is None:
+                return _ok([])
+            return _json(await gate.run(lambda: _ok_bytes(query_exemplars(engine, node, start, end))))
+        except QueryError as e:
+            return _err(e, metrics)
+        finally:
+            observe("query_exemplars", t0)
 
     both = ["GET", "POST"]
     return [

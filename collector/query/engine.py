@@ -22,6 +22,7 @@ from collector.model import NS
 from collector.query import aggregate as A
 from collector.query import annotations
 from collector.query import binop as B
+from collector.query import classic
 from collector.query import hist as H
 from collector.query import histrange as HR
 from collector.query import loader as L
@@ -79,11 +80,12 @@ class _Query:
 
 class Engine:
     def __init__(self, source, lookback_s: float = 300, max_samples: int = 50_000_000, timeout_s: float = 30,
-                 clock=time.time, max_series: int = 500_000):
+                 clock=time.time, max_series: int = 500_000, classic_buckets=classic.DEFAULT_BOUNDS):
         if lookback_s <= 0 or max_samples <= 0 or timeout_s <= 0:
             raise ValueError("lookback_s, max_samples and timeout_s must be positive")
         self.source = source
         self.index = SeriesIndex(source.catalog)
+        self.classic = classic.ClassicBuckets(classic_buckets)   # X_bucket{le} of every histogram
         self.lookback_s = lookback_s
         self.max_samples = max_samples
         self.timeout_s = timeout_s
@@ -243,7 +245,7 @@ class _Eval:
 
     def _select(self, vs):
         sets = selector_matchers(vs)
-        sel = self.e.index.match(sets)
+        sel = self.e.classic.select(self.e.index, sets)
         if len(sel) > self.q.max_series:
             raise Unprocessable(f"query selects {len(sel)} series, more than the limit of {self.q.max_series}")
         return sel, sets
@@ -259,6 +261,7 @@ class _Eval:
         if any(x.access not in (FLOAT, NATIVE) for x in sel):
             hrows, n = L.read_hist(self.e.source, sel, 0, int(times.max()) + 1)
             self.count(n)
+            sel = self.e.classic.expand(sel, hrows)
         natives = N.read(self.e.source, sel, int(times.min()) - lb, int(times.max()))
         labels, vals, masks, tss, hists = [], [], [], [], []
         win = H.Window(times, None, lb)
@@ -323,6 +326,7 @@ class _Eval:
                                    int(times.min()) - w if exact else None, self.e.read_cache(),
                                    L.rollup_resolution(times, w) if exact else None)
             self.count(n)
+            sel = self.e.classic.expand(sel, hrows)
         arg = RangeArg([], [], [], times, w, sets)
         win = H.Window(times, w, self.q.lookback_ns, (NS / w) if func == "rate" else 1.0)
         for x in sel:

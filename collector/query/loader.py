@@ -9,8 +9,9 @@ import numpy as np
 
 from collector import cancel
 from collector.model import KIND_CUSTOM, NS, HistRows
+from collector.query import classic
 from collector.query.hist import CUSTOM, HDR, HistRaw
-from collector.query.selectors import COUNT, FLOAT, HIST, SUM, Exposed
+from collector.query.selectors import COUNT, FLOAT, Exposed
 from collector.query.stale import is_stale
 
 MAX_RES_NS = 3600 * NS  # the coarsest stored resolution: a slot ending in a window starts up to this before it
@@ -95,7 +96,7 @@ def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: in
     ``coarsest_res``, rolled-up rows up to that resolution give the same answer
     (see ``rollup_resolution``) and the source may read them instead.
     ``cache`` (a readcache.HistReadCache) shares windowed reads between queries."""
-    ids = np.array(sorted({e.sid for e in sel if e.access in (HIST, COUNT, SUM)}), np.uint64)
+    ids = np.array(sorted({e.sid for e in sel if e.access != FLOAT}), np.uint64)   # histograms and their counters
     if not len(ids):
         return {}, 0
 
@@ -166,7 +167,10 @@ def to_raw(rows: HistRows, kind: str, now_ns: int) -> HistRaw:
 
 def to_delta(rows: HistRows, access: str, now_ns: int) -> DeltaData:
     ends = slot_ends(rows, now_ns)
-    vals = rows.count.astype(np.float64) if access == COUNT else rows.sum.astype(np.float64)
+    if classic.is_bucket(access):   # X_bucket{le}: the count up to le (collector/query/classic.py)
+        vals = classic.counts_le(rows, classic.le_of(access))
+    else:
+        vals = rows.count.astype(np.float64) if access == COUNT else rows.sum.astype(np.float64)
     order = np.argsort(ends, kind="stable")
     return DeltaData(ends[order], vals[order])
 

@@ -6,7 +6,7 @@ from typing import Protocol
 
 import numpy as np
 
-from collector.model import HistRows, SampleRows, SeriesCatalog
+from collector.model import ExemplarRows, HistRows, SampleRows, SeriesCatalog
 
 
 class DataSource(Protocol):
@@ -65,3 +65,14 @@ class LiveSource:
             return rows
         order = np.lexsort((rows.ts, rows.series_id))
         return SampleRows(rows.series_id[order], rows.ts[order], rows.value[order])
+
+    def read_exemplars(self, series_ids, start_ns, end_ns) -> ExemplarRows:
+        """Exemplars of slots starting in [start_ns, end_ns), memory and disk merged
+        (one per series, slot and octave: the slowest)."""
+        from collector.aggregate.exemplars import dedupe
+
+        ids = np.asarray(series_ids, dtype=np.uint64)
+        mem = self.aggregator.snapshot_exemplars(ids, start_ns, end_ns)
+        read = getattr(self.store, "read_exemplars", None)
+        disk = read(ids, start_ns, end_ns) if read is not None else ExemplarRows.empty()
+        return dedupe(ExemplarRows.concat([disk, mem]))

@@ -78,6 +78,9 @@ class TenantAggregator:
     def record_custom(self, metric, labels, *args, **kw) -> RecordResult:
         return self._agg.record_custom(metric, self._l(labels), *args, **kw)
 
+    def record_exemplars(self, metric, labels, *args, **kw) -> int:
+        return self._agg.record_exemplars(metric, self._l(labels), *args, **kw)
+
 
 
 def _target_info_hook(resource, aggregator) -> None:

@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (Export
 
 from collector.aggregate import expo
 from collector.aggregate.aggregator import Aggregator, RecordResult
+from collector.aggregate.exemplars import id_row, ids_array
 from collector.aggregate.temporality import CumulativeToDelta, DeltaToCumulative, HistPoint, subtract_explicit
 from collector.model import KIND_COUNTER, KIND_GAUGE, NS, Labels, make_labels
 from collector.receiver.errors import TooLarge
@@ -137,11 +138,29 @@ class MetricExtractor:
         d.update(res)
         return make_labels(d)
 
+    def _exemplars(self, name: str, labels: Labels, dp, factor: float, result: RecordResult) -> None:
+        """A point's exemplars that carry a trace id, kept with its series in the point's
+        slot (their filtered attributes are not kept). An empty span id is allowed."""
+        rows, values, at = [], [], []
+        for ex in dp.exemplars:
+            span = ex.span_id or bytes(8)
+            row = id_row(ex.trace_id, span)
+            if not any(row):
+                continue
+            v = ex.as_int if ex.WhichOneof("value") == "as_int" else ex.as_double
+            rows.append(row)
+            values.append(float(v) * factor)
+            at.append(ex.time_unix_nano if 0 < ex.time_unix_nano <= MAX_NS else dp.time_unix_nano)
+        if rows:
+            result.exemplars += self.aggregator.record_exemplars(name, labels, dp.time_unix_nano, np.array(values),
+                                                                 np.array(at, np.int64), ids_array(rows))
+
     # -- numbers --------------------------------------------------------------
     def _numbers(self, m, points, counter: bool, gauge: bool, delta: bool, res, result: RecordResult) -> None:
         name, factor, unit = metric_name(m.name, m.unit, counter, gauge)
         label_index: dict[Labels, int] = {}
         which, ts, values = [], [], []
+        with_ex: list = []
         for dp in points:
             if dp.flags & NO_RECORDED_VALUE:
                 result.accepted += 1
@@ -162,10 +181,14 @@ class MetricExtractor:
             which.append(label_index.setdefault(labels, len(label_index)))
             ts.append(dp.time_unix_nano)
             values.append(v)
+            if dp.exemplars:
+                with_ex.append((labels, dp))
         if which:
             result.merge(self.aggregator.record_samples(
                 name, KIND_COUNTER if counter else KIND_GAUGE, list(label_index), np.array(which, np.int64),
                 np.array(ts, np.int64), np.array(values, np.float64), unit=unit, help=m.description))
+            for labels, dp in with_ex:   # once the series exist
+                self._exemplars(name, labels, dp, factor, result)
 
     # -- histograms -----------------------------------------------------------
     def _usable(self, dp, result: RecordResult) -> bool:
@@ -223,6 +246,8 @@ class MetricExtractor:
                 bounds = tuple(b * factor for b in bounds)
             result.merge(self.aggregator.record_custom(name, labels, dp.time_unix_nano, bounds, point.counts,
                                                        point.sum * factor, unit=unit, help=m.description))
+            if dp.exemplars:
+                self._exemplars(name, labels, dp, factor, result)
 
     def _expo_histograms(self, m, res, result: RecordResult, now: int) -> None:
         h = m.exponential_histogram
@@ -264,3 +289,5 @@ class MetricExtractor:
                                            mn, mx, unit=unit, help=m.description)
             r.clamped += clamped
             result.merge(r)
+            if dp.exemplars:
+                self._exemplars(name, labels, dp, factor, result)

@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from collector.aggregate import expo
 from collector.aggregate.aggregator import RecordResult
+from collector.aggregate.exemplars import id_row, ids_array
 from collector.aggregate.temporality import CumulativeToDelta
 from collector.model import KIND_COUNTER, KIND_GAUGE, Labels, make_labels
 from collector.receiver import prompb
@@ -194,6 +195,29 @@ class _Floats:
                     np.array(values, np.float64), unit=unit, help=help_))
 
 
+_TRACE_KEYS = ("trace_id", "traceid")   # label names senders use, compared lowercased
+_SPAN_KEYS = ("span_id", "spanid")
+
+
+def exemplar_ids(labels) -> bytes | None:
+    """The 24 id bytes of a Prometheus exemplar's labels (``trace_id``/``traceID``, hex, 128 or
+    64 bits; ``span_id`` optional), or None when it names no usable trace."""
+    trace = span = ""
+    for k, v in labels:
+        low = k.lower()
+        if low in _TRACE_KEYS:
+            trace = v
+        elif low in _SPAN_KEYS:
+            span = v
+    try:
+        t = bytes.fromhex(trace.rjust(32, "0")) if len(trace) in (16, 32) else b""
+        s = bytes.fromhex(span) if len(span) == 16 else bytes(8)
+    except ValueError:
+        return None
+    row = id_row(t, s)
+    return row if any(row) else None
+
+
 class RemoteWriteExtractor:
     """One per tenant (like ``MetricExtractor``, whose exponential-histogram
     cumulative → delta state it shares, so that state is saved with the data)."""
@@ -216,6 +240,7 @@ class RemoteWriteExtractor:
                            f"{self.settings.max_items_per_request}")
         result = RecordResult()
         batch = _Floats()
+        self._pending_exemplars: list = []   # (name, labels, exemplar) recorded once the series exist
         if version == V1:
             for md in request.metadata:
                 self._types[md.metric_family_name] = (md.type, md.help, md.unit)
@@ -224,6 +249,8 @@ class RemoteWriteExtractor:
                     self._types.popitem(last=False)
             for ts in request.timeseries:
                 self._series(tuple((lb.name, lb.value) for lb in ts.labels), ts, None, 0, result, batch)
+                for ex in ts.exemplars:
+                    self._exemplar(ts, [(lb.name, lb.value) for lb in ex.labels], ex)
         else:
             symbols = request.symbols
             for ts in request.timeseries:
@@ -236,8 +263,30 @@ class RemoteWriteExtractor:
                     result.reject(R_SYMBOL, len(ts.samples) + len(ts.histograms))
                     continue
                 self._series(labels, ts, meta, ts.created_timestamp, result, batch)
+                for ex in ts.exemplars:
+                    r = ex.labels_refs
+                    if all(i < len(symbols) for i in r):
+                        self._exemplar(labels, [(symbols[r[i]], symbols[r[i + 1]]) for i in range(0, len(r) - 1, 2)],
+                                       ex)
         batch.record(self.aggregator, result)
+        self._record_exemplars(result)
         return Outcome(result, "metrics", received, result)
+
+    def _exemplar(self, series, ex_labels, ex) -> None:
+        """``series``: the TimeSeries (1.0, its labels read here) or its label pairs (2.0)."""
+        ids = exemplar_ids(ex_labels)
+        if ids is None or not math.isfinite(ex.value) or abs(ex.timestamp) > _MAX_MS:
+            return
+        pairs = series if isinstance(series, tuple) else tuple((lb.name, lb.value) for lb in series.labels)
+        name, labels, refused = self._identity(pairs)
+        if not refused:
+            self._pending_exemplars.append((name, labels, ids, ex.value, ex.timestamp * 1_000_000))
+
+    def _record_exemplars(self, result: RecordResult) -> None:
+        for name, labels, ids, value, t_ns in self._pending_exemplars:
+            result.exemplars += self.aggregator.record_exemplars(name, labels, t_ns, np.array([value]),
+                                                                 np.array([t_ns], np.int64), ids_array([ids]))
+        self._pending_exemplars = []
 
     def _meta(self, name: str) -> tuple[int, str, str]:
         m = self._types.get(name)
@@ -320,7 +369,7 @@ def _written_headers(result: RecordResult, request, version: str) -> dict[str, s
     rej_h = result.rejected - rej_s
     return {"X-Prometheus-Remote-Write-Samples-Written": str(samples - rej_s),
             "X-Prometheus-Remote-Write-Histograms-Written": str(max(0, hist - rej_h)),
-            "X-Prometheus-Remote-Write-Exemplars-Written": "0"}
+            "X-Prometheus-Remote-Write-Exemplars-Written": str(result.exemplars)}
 
 
 def routes(ctx) -> list[Route]:

@@ -16,6 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (ExportTrac
 
 from collector.aggregate import hdr
 from collector.aggregate.aggregator import Aggregator, RecordResult
+from collector.aggregate.exemplars import id_row, ids_array
 from collector.model import make_labels
 from collector.receiver.errors import TooLarge
 from collector.receiver.fastspans import DecodedTraces
@@ -86,6 +87,7 @@ class SpanExtractor:
         which: list[int] = []
         ends: list[int] = []
         durs: list[int] = []
+        ids: list[bytes] | None = [] if self.aggregator.settings.exemplars else None   # exemplars' trace/span ids
         wanted = self._wanted
         n_slots = self._n_slots
         n_dims = len(self._dims)
@@ -144,6 +146,8 @@ class SpanExtractor:
                     which.append(k)
                     ends.append(end)
                     durs.append(end - start)
+                    if ids is not None:
+                        ids.append(id_row(span.trace_id, span.span_id))
         result.reject(REASON_NO_TIME, bad_time)
         result.reject(REASON_END_BEFORE_START, bad_order)
         result.reject(REASON_TOO_LONG, too_long)
@@ -153,7 +157,8 @@ class SpanExtractor:
             label_sets = [self._labels(key) for key in keys]
             rec = self.aggregator.record_durations(
                 METRIC, label_sets, np.array(which, np.int64), np.array(ends, np.int64),
-                np.array(durs, np.float64) * 1e-9, unit="s", help=HELP)
+                np.array(durs, np.float64) * 1e-9, unit="s", help=HELP,
+                ids=None if ids is None else ids_array(ids))
             result.merge(rec)
         return self._outcome(result, received)
 

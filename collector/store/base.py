@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from collector.model import HistRows, SampleRows, Series
+from collector.model import ExemplarRows, HistRows, SampleRows, Series
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,9 @@ class WriteBatch:
     wal_segment: int | None = None  # every WAL segment up to this one is in the batch (or earlier ones)
     # the same for other WALs (receiver worker processes): name -> segment
     wal_markers: dict[str, int] = field(default_factory=dict)
+    # exemplars of the slots in the batch (and of open slots): stores merge them per
+    # (series, slot, octave), keeping the larger value (collector/aggregate/exemplars.py)
+    exemplars: ExemplarRows = field(default_factory=ExemplarRows.empty)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,11 @@ class Store(Protocol):
 
     def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
         """Float samples with ts in [start_ns, end_ns], sorted by series then ts."""
+
+    def read_exemplars(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> ExemplarRows:
+        """Exemplars of the given series in slots starting in [start_ns, end_ns),
+        one per (series, slot, octave) (``exemplars.dedupe``). Kept as long as the
+        slot-resolution rows; rollups carry none."""
 
     def maintain(self, now_ns: int) -> dict[str, int]:
         """Roll up closed slots and drop expired data; returns counts of what it did."""

@@ -17,6 +17,7 @@ from collector import cancel
 from collector.aggregate.merge import merge_rows
 from collector.model import NS
 from collector.store import arrow_rows
+from collector.store.duckdb_exemplars import DEDUPE_SELECT, KIND as EXEMPLARS
 
 # A rollup reads at most this much time of finer rows per unit (whole coarser slots).
 ROLLUP_CHUNK_S = 600
@@ -110,7 +111,8 @@ class Maintenance:
 
     def _sort_closed(self, now_s: int) -> int:
         """Rewrite partitions that can no longer receive data in (series_id, ts)
-        order, once each: reads of a few series then skip most of the table."""
+        order, once each: reads of a few series then skip most of the table.
+        Exemplar partitions keep one row per (series, slot, octave) then."""
         n = 0
         with self._meta:
             parts = list(self._parts.items())
@@ -121,7 +123,9 @@ class Maintenance:
             with self._lock:
                 self._con.execute("BEGIN TRANSACTION")
                 try:
-                    self._con.execute(f"CREATE TABLE {name}__sorted AS SELECT * FROM {name} ORDER BY series_id, ts")
+                    select = DEDUPE_SELECT.format(name=name) if kind == EXEMPLARS else \
+                        f"SELECT * FROM {name} ORDER BY series_id, ts"
+                    self._con.execute(f"CREATE TABLE {name}__sorted AS {select}")
                     self._con.execute(f"DROP TABLE {name}")
                     self._con.execute(f"ALTER TABLE {name}__sorted RENAME TO {name}")
                     self._con.execute("UPDATE partitions SET sorted = true WHERE name = ?", [name])

@@ -24,8 +24,9 @@ from collector.aggregate.merge import merge_rows
 from collector.model import NS, HistRows, SampleRows, Series
 from collector.store import arrow_rows
 from collector.store.base import Retention, StoreError, WriteBatch
+from collector.store.duckdb_exemplars import ExemplarStore
 from collector.store.duckdb_maintain import Maintenance
-from collector.store.migrations import HIST_COLUMNS, MIGRATIONS, SAMPLE_COLUMNS, SCHEMA_VERSION
+from collector.store.migrations import EXEMPLAR_COLUMNS, HIST_COLUMNS, MIGRATIONS, SAMPLE_COLUMNS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def _fmt(ts_s: int, span: int) -> str:
     return datetime.fromtimestamp(ts_s, timezone.utc).strftime("%Y%m%d%H" if span < DAY else "%Y%m%d")
 
 
-class DuckDBStore(Maintenance):
+class DuckDBStore(Maintenance, ExemplarStore):
     def __init__(self, path: str, retention: Retention = DEFAULT_RETENTION, read_only: bool = False,
                  writer: str = ""):
         self.path = path
@@ -119,6 +120,7 @@ class DuckDBStore(Maintenance):
             SELECT h.ts, to_seconds(h.res) AS resolution, s.metric, s.labels, h.count,
                    h.sum, h.min, h.max, h.p50, h.p90, h.p95, h.p99
             FROM hist_all h JOIN series s USING (series_id)""")
+        self._exemplar_views()
 
     def _partition(self, kind: str, res: int, ts_s: int) -> str:
         """The table holding ``ts_s``: an existing one (whatever span it was created
@@ -126,10 +128,10 @@ class DuckDBStore(Maintenance):
         for name, (k, r, start, end, _) in self._parts.items():
             if k == kind and r == res and start <= ts_s < end:
                 return name
-        span = PARTITION_SPAN[res] if kind == "hist" else SAMPLES_SPAN
+        span = SAMPLES_SPAN if kind == "samples" else PARTITION_SPAN[res]
         start = ts_s // span * span
-        name = f"hist_{res}_{_fmt(start, span)}" if kind == "hist" else f"samples_{_fmt(start, span)}"
-        cols = HIST_COLUMNS if kind == "hist" else SAMPLE_COLUMNS
+        name = f"hist_{res}_{_fmt(start, span)}" if kind == "hist" else f"{kind}_{_fmt(start, span)}"
+        cols = {"hist": HIST_COLUMNS, "samples": SAMPLE_COLUMNS, "exemplars": EXEMPLAR_COLUMNS}[kind]
         self._con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({cols})")
         self._con.execute("INSERT OR REPLACE INTO partitions (name, kind, res, start_ts, end_ts, sorted) "
                           "VALUES (?, ?, ?, to_timestamp(?), to_timestamp(?), false)",
@@ -157,6 +159,8 @@ class DuckDBStore(Maintenance):
                     self._kv_put(self._con, namespace, items)
                 if len(batch.samples):
                     self._write_samples(batch.samples)
+                if len(batch.exemplars):
+                    self._write_exemplars(batch.exemplars)
                 if batch.wal_segment is not None:
                     self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                       [self._marker_key(None), str(batch.wal_segment)])

@@ -3,7 +3,7 @@ N and runs in one transaction with the version bump, so a file is either fully
 at one version or untouched. Never edit a released step: add a new one."""
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 HIST_COLUMNS = """
     series_id UBIGINT NOT NULL,
@@ -17,6 +17,19 @@ HIST_COLUMNS = """
     cnt UBIGINT[],
     bounds DOUBLE[],
     p50 DOUBLE, p90 DOUBLE, p95 DOUBLE, p99 DOUBLE
+"""
+
+# Exemplars (collector/aggregate/exemplars.py): per series, slot (ts) and octave of the
+# value (grp), the slowest observation with a trace id; ``observed_at`` is when it was seen.
+# Partitioned like the slot-resolution rows and dropped with them.
+EXEMPLAR_COLUMNS = """
+    series_id UBIGINT NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    grp SMALLINT NOT NULL,
+    observed_at TIMESTAMP NOT NULL,
+    value DOUBLE NOT NULL,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL
 """
 
 SAMPLE_COLUMNS = """
@@ -57,5 +70,11 @@ def _v2(con) -> None:
     con.execute("ALTER TABLE partitions ADD COLUMN sorted BOOLEAN DEFAULT false")
 
 
-MIGRATIONS = {1: _v1, 2: _v2}
+def _v3(con) -> None:
+    # Exemplars get partitions of their own (kind 'exemplars' in `partitions`, created
+    # as data arrives); this is the empty table the views union with.
+    con.execute(f"CREATE TABLE exemplars_empty ({EXEMPLAR_COLUMNS})")
+
+
+MIGRATIONS = {1: _v1, 2: _v2, 3: _v3}
 assert sorted(MIGRATIONS) == list(range(1, SCHEMA_VERSION + 1))

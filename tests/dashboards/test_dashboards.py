@@ -171,6 +171,22 @@ def test_panel_query_answers(live, name, title, target):
     assert result, f"{name}: panel {title!r} got no series for {target['expr']!r}"
 
 
+def test_exemplar_panels_get_exemplars(live):
+    """Grafana's exemplar toggle: the panel's expression to /api/v1/query_exemplars, answered
+    with the seeded spans' own trace ids (real ones, from the OpenTelemetry SDK)."""
+    with_exemplars = [(title, t) for name, title, t in targets() if t.get("exemplar")]
+    assert {title for title, _ in with_exemplars} == {"Latency p50 / p95 / p99 per service", "p95 per route"}
+    for title, t in with_exemplars:
+        r = live.get("/api/v1/query_exemplars", params={"query": substitute(t["expr"]),
+                                                         "start": time.time() - 600, "end": time.time()})
+        assert r.status_code == 200 and r.json()["status"] == "success", r.text[:500]
+        data = r.json()["data"]
+        assert {s["seriesLabels"]["service_name"] for s in data} == set(SERVICES), title
+        for s in data:
+            for e in s["exemplars"]:
+                assert re.fullmatch(r"[0-9a-f]{32}", e["labels"]["trace_id"]) and float(e["value"]) > 0
+
+
 def test_service_filter_narrows_series(live):
     p95 = next(t for n, title, t in targets() if title == "p95 per route")
     expr = substitute(p95["expr"].replace("$service", "checkout"))

@@ -46,6 +46,13 @@ def test_two_processes_count_exactly_and_read_your_writes(tmp_path):
             r = c.get("/api/v1/query", params={"query": "sum by (service_name) (traces_span_metrics_calls_total)"})
             by_svc = {x["metric"]["service_name"]: float(x["value"][1]) for x in r.json()["data"]["result"]}
             assert by_svc == {"checkout": 40 * SPANS_PER_REQUEST, "search": 150}
+            # exemplars from both processes, merged: the slowest request of each octave, ids as sent
+            r = c.get("/api/v1/query_exemplars", params={"query": 'traces_span_metrics_duration_seconds'
+                                                                  '{service_name="checkout"}',
+                                                         "start": time.time() - 300, "end": time.time() + 60})
+            ex = [e for s in r.json()["data"] for e in s["exemplars"]]
+            assert max(float(e["value"]) for e in ex) == DURATIONS.max()
+            assert {e["labels"]["trace_id"] for e in ex} <= {format(seq, "032x") for seq in range(40)}
         assert 0 < _received_by_main(srv) < acked, "both processes should have received requests"
     finally:
         assert srv.stop() == 0, srv.output()

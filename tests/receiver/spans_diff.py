@@ -52,10 +52,16 @@ def observe(body: bytes, settings: ReceiverSettings, compiled: bool, now: int = 
     state = (tuple((s.id, s.metric, s.labels, s.kind) for s in batch.series),
              tuple(np.asarray(a).tobytes() for a in (h.series_id, h.ts, h.res, h.count, h.offsets, h.idx, h.cnt)),
              # sums are compared to the last bit too; min/max as well
-             tuple(np.asarray(a, np.float64).tobytes() for a in (h.sum, h.min, h.max)))
+             tuple(np.asarray(a, np.float64).tobytes() for a in (h.sum, h.min, h.max)),
+             # exemplars: the same spans chosen, ids, values (to the bit) and times
+             tuple(np.ascontiguousarray(a).tobytes() for a in exemplar_state(batch.exemplars)))
     return (out.received, r.accepted, r.rejected, tuple(sorted(r.reasons.items())), r.clamped,
             r.ignored, tuple(sorted(r.ignored_reasons.items())),
             out.response.SerializeToString(deterministic=True), state)
+
+
+def exemplar_state(ex) -> tuple:
+    return (ex.series_id, ex.ts, ex.grp, ex.at, np.asarray(ex.value, np.float64), ex.trace_id, ex.span_id)
 
 
 def compare(body: bytes, settings: ReceiverSettings, now: int = NOW) -> tuple:

@@ -11,6 +11,7 @@ import random
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from collector.receiver import fastspans
 from collector.receiver.settings import ReceiverSettings
-from spans_diff import NOW, compare, observe
+from spans_diff import NOW, compare, exemplar_state, observe
 
 pytestmark = pytest.mark.skipif(not fastspans.choose()[0], reason=f"compiled path off: {fastspans.choose()[1]}")
 
@@ -75,6 +76,12 @@ times = st.one_of(st.just(0), st.integers(NOW - 400 * 10**9, NOW + 400 * 10**9),
                   st.integers(0, 2**64 - 1), st.just(2**63), st.just(2**63 - 1))
 
 
+# exemplars need a 16-byte trace id that is not all zero and an 8-byte span id: mostly valid ones
+trace_ids = st.one_of(st.binary(min_size=16, max_size=16), st.binary(min_size=16, max_size=16),
+                      st.just(bytes(16)), st.binary(max_size=17))
+span_ids = st.one_of(st.binary(min_size=8, max_size=8), st.binary(min_size=8, max_size=8), st.binary(max_size=9))
+
+
 @st.composite
 def spans(draw):
     start = draw(times)
@@ -82,7 +89,7 @@ def spans(draw):
                          st.integers(0, 10**7).map(lambda d: (start + d) % 2**64)))
     sp = trace_pb2.Span(name=draw(texts), kind=draw(st.sampled_from([0, 1, 2, 2, 2, 3, 4, 5, 5, 7])),
                         start_time_unix_nano=start, end_time_unix_nano=end, attributes=draw(attributes),
-                        trace_id=draw(st.binary(max_size=16)))
+                        trace_id=draw(trace_ids), span_id=draw(span_ids))
     code = draw(st.sampled_from([0, 1, 2, 3, -1, 2**31 - 1]))
     if code or draw(st.booleans()):
         sp.status.code = code
@@ -145,7 +152,8 @@ def _realistic(n: int = 6) -> ExportTraceServiceRequest:
     ss.scope.name = "lib"
     for i in range(n):
         sp = ss.spans.add(name=f"GET /r{i % 3}", kind=2 if i % 4 else 3, start_time_unix_nano=NOW - 10**8 * (i + 1),
-                          end_time_unix_nano=NOW - 10**6 * i, trace_id=bytes(range(16)), span_id=b"\x01" * 8)
+                          end_time_unix_nano=NOW - 10**6 * i, trace_id=bytes(range(i, i + 16)),
+                          span_id=bytes([i % 256 + 1]) * 8)
         sp.attributes.add(key="http.request.method").value.string_value = "GET"
         sp.attributes.add(key="http.route").value.string_value = f"/r{i % 3}"
         sp.attributes.add(key="http.response.status_code").value.int_value = 200 + i % 2 * 300
@@ -216,6 +224,15 @@ WIRE_CASES = {
                                                          AnyValue(double_value=float("nan"))))))),
     "array label (reference path)": ld(1, ld(2, ld(2, _span_bytes() + ld(9, _kv("http.route", AnyValue(
         array_value=ArrayValue(values=[AnyValue(int_value=1), AnyValue(string_value="x")]))))))),
+    # exemplar ids: the last trace_id / span_id field counts; wrong lengths or a zero trace id make none
+    "ids repeated": ld(1, ld(2, ld(2, _span_bytes(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+                                     + ld(1, b"\x03" * 16) + ld(2, b"\x04" * 8)))),
+    "ids repeated, the last too short": ld(1, ld(2, ld(2, _span_bytes(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+                                                         + ld(1, b"\x03" * 15)))),
+    "zero trace id": ld(1, ld(2, ld(2, _span_bytes(trace_id=bytes(16), span_id=b"\x02" * 8)))),
+    "long span id": ld(1, ld(2, ld(2, _span_bytes(trace_id=b"\x05" * 16, span_id=b"\x02" * 9)))),
+    "ids as the wrong wire type": ld(1, ld(2, ld(2, _span_bytes(trace_id=b"\x05" * 16, span_id=b"\x02" * 8)
+                                                   + varint(1 << 3) + varint(7) + varint(2 << 3 | 5) + b"abcd"))),
 }
 
 
@@ -331,7 +348,8 @@ def test_bucketing_in_c_matches_record_durations():
     for i in range(3000):
         end = NOW + rnd.randrange(-320, 320) * 10**9
         dur = rnd.choice([1, 999, 10**6, 3 * 10**9, 3_700 * 10**9, rnd.randrange(1, 10**10)])
-        sp = ss.spans.add(name=f"op{i % 90}", kind=2, start_time_unix_nano=end - dur, end_time_unix_nano=end)
+        sp = ss.spans.add(name=f"op{i % 90}", kind=2, start_time_unix_nano=end - dur, end_time_unix_nano=end,
+                          trace_id=rnd.choice([rnd.randbytes(16), bytes(16), b""]), span_id=rnd.randbytes(8))
         sp.status.code = rnd.choice([0, 1, 2, 7, 9])      # 7 and 9 both label as UNSET: two keys, one series
     out = compare(req.SerializeToString(), SETTINGS[0])
     received, accepted, rejected, reasons, clamped = out[:5]
@@ -339,6 +357,79 @@ def test_bucketing_in_c_matches_record_durations():
     assert dict(reasons).keys() == {"too_old", "in_future"}
     series = out[8][0]
     assert any(dict(lbl).get("otel_metric_overflow") == "true" for _, _, lbl, _ in series)
+    assert len(out[8][3][0]) > 500     # exemplars were chosen, and alike (compare checked them)
+
+
+def _exemplar_request(rnd: random.Random, n: int = 2000) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "ex"
+    ss = rs.scope_spans.add()
+    for i in range(n):
+        end = NOW - rnd.randrange(0, 40) * 10**9
+        # a few distinct durations, so ties within an octave happen
+        dur = rnd.choice([150_000, 150_000, 900_000, 2_500_000, 2_500_001, 40_000_000, 700_000_000,
+                          rnd.randrange(1, 5 * 10**9)])
+        ss.spans.add(name=f"op{i % 7}", kind=2, start_time_unix_nano=end - dur, end_time_unix_nano=end,
+                     trace_id=rnd.choice([rnd.randbytes(16)] * 5 + [bytes(16)]), span_id=i.to_bytes(8, "big"))
+    return req
+
+
+def test_exemplars_are_the_slowest_span_per_series_slot_and_octave():
+    """What both paths keep, checked against a direct reading of the request: per
+    series, slot and octave of the HDR layout, the longest span with a usable trace
+    id (the first one on a tie); the slowest span of every series and slot is among them."""
+    from collector.aggregate import hdr
+    from collector.aggregate.aggregator import Aggregator
+    from collector.aggregate.exemplars import GROUPS
+    from collector.model import SeriesCatalog
+    from collector.receiver.spans import SpanExtractor
+    req = _exemplar_request(random.Random(11))
+    body = req.SerializeToString()
+    compare(body, SETTINGS[0])
+    agg = Aggregator(SeriesCatalog(), clock=lambda: NOW)
+    SpanExtractor(agg, SETTINGS[0]).extract(fastspans.DecodedTraces(_plan0().parse(body), body))
+    batch = agg.take_closed(force=True)
+    names = {s.id: dict(s.labels)["span_name"] for s in batch.series}
+    expect: dict = {}
+    slowest: dict = {}
+    for sp in req.resource_spans[0].scope_spans[0].spans:
+        dur = sp.end_time_unix_nano - sp.start_time_unix_nano
+        slot = sp.end_time_unix_nano // 10**10 * 10**10
+        if not any(sp.trace_id):
+            continue
+        us = min(round(dur / 1000), hdr.HIGHEST_US)
+        grp = int(hdr.index_of_units(np.array([us]))[0]) >> 7
+        key = (sp.name, slot, grp)
+        if key not in expect or dur > expect[key][0]:
+            expect[key] = (dur, sp.span_id)
+        if (sp.name, slot) not in slowest or dur > slowest[(sp.name, slot)]:
+            slowest[(sp.name, slot)] = dur
+    ex = batch.exemplars
+    got = {(names[int(s)], int(t), int(g)): (round(v * 1e9), bytes(sid))
+           for s, t, g, v, sid in zip(ex.series_id, ex.ts, ex.grp, ex.value, ex.span_id)}
+    assert got == expect
+    assert max(g for _, _, g in got) < GROUPS
+    for (name, slot), dur in slowest.items():
+        assert max(d for (n, t, _), (d, _) in got.items() if n == name and t == slot) == dur
+
+
+def test_exemplars_off_keeps_none_on_both_paths():
+    from collector.aggregate.aggregator import Aggregator, AggregatorSettings
+    from collector.model import SeriesCatalog
+    from collector.receiver.spans import SpanExtractor
+    body = _exemplar_request(random.Random(2), 300).SerializeToString()
+    for compiled in (True, False):
+        agg = Aggregator(SeriesCatalog(), AggregatorSettings(exemplars=False), clock=lambda: NOW)
+        msg = fastspans.DecodedTraces(_plan0().parse(body), body) if compiled else \
+            ExportTraceServiceRequest.FromString(body)
+        out = SpanExtractor(agg, SETTINGS[0]).extract(msg)
+        batch = agg.take_closed(force=True)
+        assert out.result.accepted == 300 and len(batch.hist) and len(batch.exemplars) == 0
+
+
+def _plan0():
+    return fastspans.make_plan(*_wanted(SETTINGS[0]), SETTINGS[0].max_attribute_length)
 
 
 def test_series_key_ids_survive_the_plan_starting_again():
@@ -352,7 +443,7 @@ def test_series_key_ids_survive_the_plan_starting_again():
     ref, fast = (Aggregator(SeriesCatalog(), AggregatorSettings(), clock=lambda: NOW) for _ in range(2))
     ex_ref, ex_fast = SpanExtractor(ref, SETTINGS[0]), SpanExtractor(fast, SETTINGS[0])
     rnd = random.Random(3)
-    for _ in range(30):
+    for _ in range(150):   # past COMPACT_EVERY chunks per slot
         req = _realistic(rnd.randrange(1, 9))
         for sp in req.resource_spans[0].scope_spans[0].spans:
             sp.name = f"op{rnd.randrange(12)}"
@@ -363,6 +454,9 @@ def test_series_key_ids_survive_the_plan_starting_again():
     assert [s.labels for s in a.series] == [s.labels for s in b.series]
     assert a.hist.cnt.tolist() == b.hist.cnt.tolist() and a.hist.idx.tolist() == b.hist.idx.tolist()
     assert a.hist.sum.tolist() == b.hist.sum.tolist()
+    # exemplars merged over 150 requests' chunks (and the compiled path's raw chunks) alike
+    assert len(a.exemplars) > 3
+    assert [x.tobytes() for x in exemplar_state(a.exemplars)] == [x.tobytes() for x in exemplar_state(b.exemplars)]
 
 
 def test_long_keys_bound_the_key_table_by_bytes_too():

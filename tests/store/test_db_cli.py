@@ -74,6 +74,10 @@ def _duckdb_file(path) -> tuple[DuckDBStore, list]:
     bounds = (0.1, 1.0)
     agg.record_custom("rpc_duration_seconds", make_labels({"job": "a"}), NOW - 20 * NS, bounds, np.array([1, 2, 3]),
                       3.5)
+    # exemplars of that histogram: two in one octave (the slower stays), one in another
+    agg.record_exemplars("rpc_duration_seconds", make_labels({"job": "a"}), NOW - 20 * NS,
+                         np.array([0.3, 0.35, 2.0]), NOW - np.array([21, 22, 23]) * NS,
+                         np.array([[i + 1] * 24 for i in range(3)], np.uint8))
     store.write(agg.take_closed(force=True))
     store.maintain(NOW)
     store.kv_put_many("silences", {"s1": {"id": "s1", "matchers": ["a=b"]}})
@@ -96,6 +100,7 @@ def test_copy_moves_everything_with_a_count_check_and_is_idempotent(pg_dsn, tmp_
         assert r.returncode == 0, r.stdout + r.stderr
         assert "count check passed" in r.stdout and "MISMATCH" not in r.stdout
         assert "observations at 60 s" in r.stdout and "documents in silences" in r.stdout
+        assert "exemplars" in r.stdout
 
     pg = PostgresStore(pg_dsn)
     try:
@@ -111,6 +116,8 @@ def test_copy_moves_everything_with_a_count_check_and_is_idempotent(pg_dsn, tmp_
         assert pg.kv_list("alert_state") == {"k1": {"state": "firing"}, "k2": {"state": "pending"}}
         assert pg.kv_get("silences", "s1") == {"id": "s1", "matchers": ["a=b"]}
         assert {x.id for x in pg.load_series()} == {x.id for x in series}
+        ex = pg.read_exemplars(ids, 0, NOW)
+        assert sorted(ex.value.tolist()) == [0.35, 2.0] and sorted(ex.trace_id[:, 0].tolist()) == [2, 3]
     finally:
         pg.close()
     with psycopg.connect(pg_dsn) as con:

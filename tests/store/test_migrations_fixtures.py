@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import duckdb
-from collector.model import NS, make_labels, series_id
-from collector.store.base import StoreError
+from collector.model import NS, ExemplarRows, make_labels, series_id
+from collector.store.base import StoreError, WriteBatch
 from collector.store.duckdb_store import DuckDBStore
 from collector.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
@@ -88,8 +88,13 @@ def test_fixture_opens_migrates_and_reads_back(version, tmp_path):
         for item in exp["kv"]:
             assert store.kv_get(item["namespace"], item["key"]) == item["value"]
 
-        # and the migrated file takes new writes like a fresh one
+        # and the migrated file takes new writes like a fresh one, exemplars included (schema 3)
         store.kv_put("alerts", "after-upgrade", {"ok": True})
+        slot = (exp["t0"] + 600) * NS
+        store.write(WriteBatch(exemplars=_exemplars(ids[0], slot)))
+        got = store.read_exemplars(ids[:1], slot, slot + 10 * NS)
+        assert got.value.tolist() == [0.25] and bytes(got.trace_id[0]).hex() == "ab" * 16
+        assert store._con.sql("SELECT trace_id, value FROM latency_exemplars").fetchall() == [("ab" * 16, 0.25)]
         assert store.maintain((exp["t0"] + 3 * 3600) * NS)["dropped_partitions"] == 0
     finally:
         store.close()
@@ -100,9 +105,16 @@ def test_fixture_opens_migrates_and_reads_back(version, tmp_path):
         reopened.close()
 
 
+def _exemplars(sid: int, slot_ns: int) -> ExemplarRows:
+    return ExemplarRows(np.array([sid, sid], np.uint64), np.array([slot_ns, slot_ns]), np.array([9, 9], np.int16),
+                        np.array([slot_ns + 1000, slot_ns + 2000]), np.array([0.2, 0.25]),
+                        np.full((2, 16), 0xAB, np.uint8), np.full((2, 8), 0xCD, np.uint8))
+
+
 def _schema(con) -> dict:
     cols = con.execute("SELECT table_name, column_name, data_type FROM information_schema.columns "
-                       "WHERE table_name IN ('meta', 'series', 'partitions', 'kv', 'hist_empty', 'samples_empty') "
+                       "WHERE table_name IN ('meta', 'series', 'partitions', 'kv', 'hist_empty', 'samples_empty', "
+                       "'exemplars_empty', 'latency', 'latency_exemplars') "
                        "ORDER BY table_name, ordinal_position").fetchall()
     out: dict = {}
     for table, col, typ in cols:

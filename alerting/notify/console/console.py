@@ -7,7 +7,7 @@ from typing import Any
 
 from alerting.model import format_labels
 
-from ..humanize import alert_value
+from ..humanize import alert_value, humanize_duration
 from ..types import Notification, title
 from .config import ConsoleConfig
 
@@ -29,6 +29,9 @@ def format_notification(n: Notification) -> str:
         summary = a.annotations.get("summary", "")
         lines.append(f"  [{status}] {a.name}{format_labels(labels)} value={alert_value(a)}"
                      + (f" summary={_quoted(summary)}" if summary else ""))
+        for e in a.examples if not a.resolved else ():
+            lines.append(f"    slow request {humanize_duration(e.value)} trace_id={e.trace_id} span_id={e.span_id}"
+                         + (f" {e.url}" if e.url else ""))
     return "\n".join(lines)
 
 

@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 
 from ..httpsend import post_json
+from ..humanize import humanize_duration
 from ..links import annotation_links, safe_url
 from collector.secrets import read_secret
 
 from ..inline import reveal
 from ..notifytemplate import render_or_none
-from ..types import Notification, title
+from ..types import Notification, rfc3339, title
 from .config import PagerDutyConfig
 
 # "summary: A brief text summary of the event ... Maximum of 1024 characters."
@@ -47,6 +48,14 @@ def summary(n: Notification) -> str:
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
 
 
+def _examples(a) -> dict[str, Any]:
+    if not a.examples:
+        return {}
+    return {"example_traces": [{"trace_id": e.trace_id, "span_id": e.span_id, "duration": humanize_duration(e.value),
+                                "seconds": e.value, "at": rfc3339(e.at), **({"url": e.url} if e.url else {})}
+                               for e in a.examples]}
+
+
 def event(n: Notification, routing_key: str, cfg: PagerDutyConfig) -> dict[str, Any]:
     key = dedup_key(n.receiver, n.group_key)
     if not n.firing:
@@ -54,7 +63,7 @@ def event(n: Notification, routing_key: str, cfg: PagerDutyConfig) -> dict[str, 
     worst = min((pd_severity(a.labels) for a in n.firing), key=SEVERITIES.index)
     details = {
         "firing": [{"labels": a.labels, "annotations": a.annotations, "value": None if a.value != a.value else a.value,
-                    "starts_at": a.starts_at} for a in n.firing[:20]],
+                    "starts_at": a.starts_at, **_examples(a)} for a in n.firing[:20]],
         "num_firing": len(n.firing), "num_resolved": len(n.resolved), "group_labels": n.group_labels,
     }
     # Links only from where the rule author wrote one, and only http(s) (links.py).
@@ -64,6 +73,11 @@ def event(n: Notification, routing_key: str, cfg: PagerDutyConfig) -> dict[str, 
         for label, url in annotation_links(a.annotations):
             if {"href": url, "text": label} not in links:
                 links.append({"href": url, "text": label})
+    for a in n.firing[:5]:   # the slow requests themselves (notify.trace_url)
+        for e in a.examples:
+            url = safe_url(e.url)
+            if url and not any(x["href"] == url for x in links):
+                links.append({"href": url, "text": f"Slow request {humanize_duration(e.value)} (trace {e.trace_id})"})
     body = {"routing_key": routing_key, "event_action": "trigger", "dedup_key": key,
             "payload": {"summary": summary(n), "source": cfg.source, "severity": worst, "custom_details": details},
             "client": cfg.client, "links": links}

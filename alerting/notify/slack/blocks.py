@@ -13,7 +13,7 @@ from typing import Any
 
 from alerting.model import Alert
 
-from ..humanize import alert_value, utc
+from ..humanize import alert_value, humanize_duration, utc
 from ..links import annotation_links, safe_url
 from ..types import Notification, title
 
@@ -70,7 +70,22 @@ def _alert_blocks(a: Alert) -> list[dict[str, Any]]:
         links.append(link(a.generator_url, "Source"))
     if links:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(" · ".join(links), 2000)}]})
+    if a.examples and not a.resolved:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(examples_text(a), 2000)}]})
     return blocks
+
+
+def examples_text(a: Alert) -> str:
+    """``Slow requests: <url|1.92s · trace 4bf92f35…> · ...`` (the trace id in full when
+    there is no notify.trace_url to link with). Ids are hex, durations ours: still escaped."""
+    items = []
+    for e in a.examples:
+        dur = humanize_duration(e.value)
+        if e.url:
+            items.append(link(e.url, f"{dur} · trace {e.trace_id[:8]}…"))
+        else:
+            items.append(f"{esc(dur)} `{esc(e.trace_id)}`")
+    return "Slow requests: " + " · ".join(items)
 
 
 def render(n: Notification, max_alerts: int = 10) -> tuple[str, list[dict[str, Any]]]:

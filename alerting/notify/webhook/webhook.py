@@ -17,9 +17,13 @@ from .config import WebhookConfig
 
 
 def _alert(a: Alert) -> dict[str, Any]:
-    return {"status": "resolved" if a.resolved else "firing", "labels": a.labels, "annotations": a.annotations,
-            "startsAt": rfc3339(a.starts_at), "endsAt": rfc3339(a.ends_at if a.resolved else 0),
-            "generatorURL": a.generator_url, "fingerprint": a.fingerprint}
+    out = {"status": "resolved" if a.resolved else "firing", "labels": a.labels, "annotations": a.annotations,
+           "startsAt": rfc3339(a.starts_at), "endsAt": rfc3339(a.ends_at if a.resolved else 0),
+           "generatorURL": a.generator_url, "fingerprint": a.fingerprint}
+    if a.examples:   # Tocsin's addition: the slow requests behind a latency alert
+        out["exemplars"] = [{"traceId": e.trace_id, "spanId": e.span_id, "value": e.value,
+                             "timestamp": rfc3339(e.at), "url": e.url} for e in a.examples]
+    return out
 
 
 def payload(n: Notification, max_alerts: int = 0) -> dict[str, Any]:

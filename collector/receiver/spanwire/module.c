@@ -499,14 +499,16 @@ static PyObject *bytes_of(const void *p, size_t n) {
 static PyObject *Batch_reduce(BatchObject *self, PyObject *args) {
   Py_buffer locals;
   long long slot_ns, counts_len, highest_us;
-  if (!PyArg_ParseTuple(args, "y*LLL", &locals, &slot_ns, &counts_len, &highest_us)) return NULL;
+  int exemplars = 0;
+  if (!PyArg_ParseTuple(args, "y*LLL|p", &locals, &slot_ns, &counts_len, &highest_us, &exemplars)) return NULL;
   if (!self->ok || (size_t)locals.len != self->r.n_keys * sizeof(int64_t) || slot_ns <= 0 || counts_len <= 0) {
     PyBuffer_Release(&locals);
     PyErr_SetString(PyExc_ValueError, "reduce needs time_filter first and one int64 local id per key");
     return NULL;
   }
   sw_reduced red;
-  int rc = sw_reduce(&self->r, self->ok, (const int64_t *)locals.buf, slot_ns, counts_len, highest_us, &red);
+  int rc = sw_reduce(&self->r, self->ok, (const int64_t *)locals.buf, slot_ns, counts_len, highest_us, exemplars,
+                     &red);
   PyBuffer_Release(&locals);
   if (rc) {
     PyErr_SetString(PyExc_ValueError, "reduce failed (out of memory, or a used key without a series)");
@@ -516,10 +518,19 @@ static PyObject *Batch_reduce(BatchObject *self, PyObject *args) {
   if (!slots) goto fail;
   for (size_t i = 0; i < red.n_slots; i++) {
     sw_slot *sl = &red.slots[i];
-    PyObject *t = Py_BuildValue("LNNNNNN", (long long)sl->start, bytes_of(sl->keys, sl->n * 8),
-                                bytes_of(sl->counts, sl->n * 8), bytes_of(sl->sid, sl->n_stats * 8),
-                                bytes_of(sl->sum, sl->n_stats * 8), bytes_of(sl->min, sl->n_stats * 8),
-                                bytes_of(sl->max, sl->n_stats * 8));
+    PyObject *t;
+    if (exemplars)
+      t = Py_BuildValue("LNNNNNNNNNN", (long long)sl->start, bytes_of(sl->keys, sl->n * 8),
+                        bytes_of(sl->counts, sl->n * 8), bytes_of(sl->sid, sl->n_stats * 8),
+                        bytes_of(sl->sum, sl->n_stats * 8), bytes_of(sl->min, sl->n_stats * 8),
+                        bytes_of(sl->max, sl->n_stats * 8), bytes_of(sl->ex_keys, sl->n_ex * 8),
+                        bytes_of(sl->ex_val, sl->n_ex * 8), bytes_of(sl->ex_at, sl->n_ex * 8),
+                        bytes_of(sl->ex_ids, sl->n_ex * SW_ID_BYTES));
+    else
+      t = Py_BuildValue("LNNNNNN", (long long)sl->start, bytes_of(sl->keys, sl->n * 8),
+                        bytes_of(sl->counts, sl->n * 8), bytes_of(sl->sid, sl->n_stats * 8),
+                        bytes_of(sl->sum, sl->n_stats * 8), bytes_of(sl->min, sl->n_stats * 8),
+                        bytes_of(sl->max, sl->n_stats * 8));
     if (!t) goto fail;
     PyList_SET_ITEM(slots, (Py_ssize_t)i, t);
   }
@@ -574,8 +585,8 @@ static PyMethodDef Batch_methods[] = {
     {"time_filter", (PyCFunction)Batch_time_filter, METH_VARARGS,
      "time_filter(too_old_before_ns, future_after_ns) -> (too_old, in_future, used key indexes as int64 bytes)"},
     {"reduce", (PyCFunction)Batch_reduce, METH_VARARGS,
-     "reduce(locals int64 bytes, slot_ns, counts_len, highest_us) -> (clamped, accepted, "
-     "[(start, keys, counts, sid, sum, min, max)])"},
+     "reduce(locals int64 bytes, slot_ns, counts_len, highest_us, exemplars=False) -> (clamped, accepted, "
+     "[(start, keys, counts, sid, sum, min, max[, ex_keys, ex_values, ex_at, ex_ids])])"},
     {NULL}};
 
 static PyTypeObject BatchType = {

@@ -269,6 +269,7 @@ typedef struct {
   int32_t kind, status;
   uint64_t end, dur;
   size_t vals;         /* index into the accepted-value arrays (n_slots each) */
+  uint32_t tid_off, tid_len, sid_off, sid_len;  /* trace_id and span_id in the body */
 } acc_t;
 
 typedef struct {
@@ -283,6 +284,7 @@ typedef struct {
   size_t res_dims_cap;
   /* the current span */
   uint32_t name_off, name_len;
+  uint32_t tid_off, tid_len, sid_off, sid_len;
   int32_t kind, status;
   uint64_t start, end;
   uint8_t long_, complex, done;
@@ -386,6 +388,7 @@ static void span_attr(walk_t *w) {
 
 static void span_begin(walk_t *w) {
   w->name_off = w->name_len = 0;
+  w->tid_off = w->tid_len = w->sid_off = w->sid_len = 0;
   w->kind = w->status = 0;
   w->start = w->end = 0;
   w->long_ = w->complex = w->done = 0;
@@ -433,10 +436,28 @@ static int span_end(walk_t *w) {
   a->end = w->end;
   a->dur = w->end - w->start;
   a->vals = w->n_acc * ns;
+  a->tid_off = w->tid_off;
+  a->tid_len = w->tid_len;
+  a->sid_off = w->sid_off;
+  a->sid_len = w->sid_len;
   memcpy(w->acc_vals + a->vals, w->vals, ns * sizeof(sw_val));
   memcpy(w->acc_set + a->vals, w->vals_set, ns);
   w->n_acc++;
   return 0;
+}
+
+/* The exemplar ids of an accepted span, as exemplars.id_row: a 16-byte trace id
+ * that is not all zero and an 8-byte span id, else zeros. Offsets and lengths
+ * were checked against the body when the fields were read. */
+static void span_ids(const acc_t *a, const uint8_t *body, uint8_t *out) {
+  memset(out, 0, SW_ID_BYTES);
+  if (a->tid_len != 16 || a->sid_len != 8) return;
+  const uint8_t *t = body + a->tid_off;
+  uint8_t any = 0;
+  for (int i = 0; i < 16; i++) any |= t[i];
+  if (!any) return;
+  memcpy(out, t, 16);
+  memcpy(out + 16, body + a->sid_off, 8);
 }
 
 /* ---- the walk ------------------------------------------------------------- */
@@ -734,6 +755,12 @@ static int walk(walk_t *w, const uint8_t *buf0, size_t len) {
             w->av.kind = AV_BYTES;
             w->av.off = (uint32_t)(s - buf0);
             w->av.len = n;
+          } else if (role == R_SPAN && num == 1) { /* trace_id: the last one counts, as in upb */
+            w->tid_off = (uint32_t)(s - buf0);
+            w->tid_len = n;
+          } else if (role == R_SPAN && num == 2) { /* span_id */
+            w->sid_off = (uint32_t)(s - buf0);
+            w->sid_len = n;
           }
         } else if (fd && fd->repeated && (is_varint_type(t) || is_fixed64_type(t) || is_fixed32_type(t))) {
           /* packed repeated scalars: nothing here is read, but they must be well formed */
@@ -1032,6 +1059,10 @@ void sw_reduced_free(sw_reduced *out) {
     free(s->sum);
     free(s->min);
     free(s->max);
+    free(s->ex_keys);
+    free(s->ex_val);
+    free(s->ex_at);
+    free(s->ex_ids);
   }
   free(out->slots);
   memset(out, 0, sizeof *out);
@@ -1065,19 +1096,30 @@ static int sort_i64(int64_t *v, size_t n) {
   return 0;
 }
 
+/* Whether an accepted span's ids make an exemplar (sw_parse zeroed the others). */
+static inline int ids_usable(const uint8_t *ids) {
+  uint64_t a, b;
+  memcpy(&a, ids, 8);
+  memcpy(&b, ids + 8, 8);
+  return (a | b) != 0;
+}
+
 int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int64_t slot_ns, int64_t counts_len,
-              int64_t highest_us, sw_reduced *out) {
+              int64_t highest_us, int exemplars, sw_reduced *out) {
   memset(out, 0, sizeof *out);
   if (slot_ns <= 0 || counts_len <= 0) return -1;
+  if (exemplars && (counts_len % 128 || counts_len > (256 << 7) || !r->ids)) exemplars = 0; /* octaves fit a byte */
+  const int64_t n_grp = counts_len >> 7; /* octaves: HDR index >> 7 */
   size_t n = r->n, nk = r->n_keys;
   int64_t *start = malloc((n ? n : 1) * sizeof(int64_t));
   int64_t *key = malloc((n ? n : 1) * sizeof(int64_t));
   int64_t *buf = malloc((n ? n : 1) * sizeof(int64_t));
   int64_t *pos_by_key = malloc((nk ? nk : 1) * sizeof(int64_t));
+  uint8_t *grp = exemplars ? malloc(n ? n : 1) : NULL;
   int64_t *starts = NULL;
   size_t n_starts = 0, cap_starts = 0;
   int rc = -1;
-  if (!start || !key || !buf || !pos_by_key) goto done;
+  if (!start || !key || !buf || !pos_by_key || (exemplars && !grp)) goto done;
   for (size_t k = 0; k < nk; k++)
     if (locals[k] > INT64_MAX / counts_len - 1) goto done;
   /* per span: its slot and its (series, bucket) key; the distinct slots */
@@ -1108,7 +1150,10 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
     }
     int64_t local = locals[r->which[i]];
     if (local < 0) goto done; /* a used key without a series: the caller's mistake */
-    key[i] = local * counts_len + hdr_index(us);
+    int64_t idx = hdr_index(us);
+    if (idx >= counts_len) goto done;      /* highest_us past the layout's counts: the caller's mistake */
+    key[i] = local * counts_len + idx;
+    if (grp) grp[i] = (uint8_t)(idx >> 7); /* idx < counts_len: the octave is below n_grp */
     out->accepted++;
   }
   if (n_starts > 1) qsort(starts, n_starts, sizeof(int64_t), cmp_i64);
@@ -1143,8 +1188,10 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
     int64_t *usid = malloc(scap * sizeof(int64_t));
     double *ssum = malloc(scap * sizeof(double)), *smin = malloc(scap * sizeof(double)),
            *smax = malloc(scap * sizeof(double));
+    /* exemplars: the best span per (series position, octave), -1 for none */
+    int64_t *best = exemplars ? malloc(scap * (size_t)n_grp * sizeof(int64_t)) : NULL;
     int64_t *order = NULL;
-    int bad = !usid || !ssum || !smin || !smax;
+    int bad = !usid || !ssum || !smin || !smax || (exemplars && !best);
     for (size_t i = 0; i < n && !bad; i++) {
       if (!ok[i] || start[i] != sl->start) continue;
       int64_t kk = r->which[i];
@@ -1167,7 +1214,13 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
             if (b2) smin = b2;
             double *b3 = realloc(smax, scap * sizeof(double));
             if (b3) smax = b3;
-            if (!a || !b1 || !b2 || !b3) {
+            int ok4 = 1;
+            if (exemplars) {
+              int64_t *b4 = realloc(best, scap * (size_t)n_grp * sizeof(int64_t));
+              if (b4) best = b4;
+              ok4 = b4 != NULL;
+            }
+            if (!a || !b1 || !b2 || !b3 || !ok4) {
               bad = 1;
               break;
             }
@@ -1176,6 +1229,8 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
           ssum[ns] = 0.0;
           smin[ns] = INFINITY;
           smax[ns] = -INFINITY;
+          if (exemplars)
+            for (int64_t g = 0; g < n_grp; g++) best[ns * (size_t)n_grp + (size_t)g] = -1;
           sp = (int64_t)ns++;
         }
         pos_by_key[kk] = sp;
@@ -1184,6 +1239,10 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
       ssum[sp] += sec;
       if (sec < smin[sp]) smin[sp] = sec;
       if (sec > smax[sp]) smax[sp] = sec;
+      if (exemplars && ids_usable(r->ids + i * SW_ID_BYTES)) {
+        int64_t *b = &best[(size_t)sp * (size_t)n_grp + grp[i]];
+        if (*b < 0 || sec > r->durs[*b]) *b = (int64_t)i; /* the first on a tie */
+      }
     }
     if (!bad) {
       /* series ascending */
@@ -1211,7 +1270,32 @@ int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int6
       }
       sl->n_stats = ns;
     }
-    free(order), free(usid), free(ssum), free(smin), free(smax);
+    if (!bad && exemplars) {
+      /* series ascending, octaves ascending: keys ascending (usid[from] * n_grp + g) */
+      size_t m_ex = 0;
+      for (size_t j = 0; j < ns * (size_t)n_grp; j++) m_ex += best[j] >= 0;
+      size_t cap_ex = m_ex ? m_ex : 1;
+      sl->ex_keys = malloc(cap_ex * sizeof(int64_t));
+      sl->ex_val = malloc(cap_ex * sizeof(double));
+      sl->ex_at = malloc(cap_ex * sizeof(int64_t));
+      sl->ex_ids = malloc(cap_ex * SW_ID_BYTES);
+      bad = !sl->ex_keys || !sl->ex_val || !sl->ex_at || !sl->ex_ids;
+      size_t q = 0;
+      for (size_t j = 0; j < ns && !bad; j++) {
+        size_t from = (size_t)order[2 * j + 1];
+        for (int64_t g = 0; g < n_grp; g++) {
+          int64_t b = best[from * (size_t)n_grp + (size_t)g];
+          if (b < 0) continue;
+          sl->ex_keys[q] = usid[from] * n_grp + g;
+          sl->ex_val[q] = r->durs[b];
+          sl->ex_at[q] = r->ends[b];
+          memcpy(sl->ex_ids + q * SW_ID_BYTES, r->ids + (size_t)b * SW_ID_BYTES, SW_ID_BYTES);
+          q++;
+        }
+      }
+      sl->n_ex = q;
+    }
+    free(order), free(usid), free(ssum), free(smin), free(smax), free(best);
     if (bad) goto done;
   }
   rc = 0;
@@ -1220,6 +1304,7 @@ done:
   free(key);
   free(buf);
   free(pos_by_key);
+  free(grp);
   free(starts);
   if (rc) sw_reduced_free(out);
   return rc;
@@ -1230,6 +1315,7 @@ done:
 void sw_result_init(sw_result *r) { memset(r, 0, sizeof *r); }
 
 void sw_result_free(sw_result *r) {
+  free(r->ids);
   free(r->which);
   free(r->ends);
   free(r->durs);
@@ -1271,7 +1357,15 @@ int sw_parse(const sw_plan *pl, const uint8_t *body, size_t len, sw_result *r) {
       r->oom = 1;
       goto done;
     }
-    if (!r->fallback) r->n = w.n_acc;
+    if (!r->fallback) {
+      r->ids = malloc(w.n_acc * SW_ID_BYTES);
+      if (!r->ids) {
+        r->oom = 1;
+        goto done;
+      }
+      for (size_t i = 0; i < w.n_acc; i++) span_ids(&w.acc[i], body, r->ids + i * SW_ID_BYTES);
+      r->n = w.n_acc;
+    }
   } else if (!r->fallback) {
     /* no accepted span; resources still decide whether the reference is needed */
     for (size_t i = 0; i < w.n_res; i++)
@@ -1299,6 +1393,7 @@ int sw_plan_check(const sw_plan *pl, const char **why) {
       {M_AV, 3, SW_T_INT64, -1, 0},          {M_AV, 4, SW_T_DOUBLE, -1, 0},
       {M_AV, 5, SW_T_MESSAGE, -2, 0},        {M_AV, 6, SW_T_MESSAGE, -2, 0},
       {M_AV, 7, SW_T_BYTES, -1, 0},          {M_SS, 2, SW_T_MESSAGE, M_SPAN, 1},
+      {M_SPAN, 1, SW_T_BYTES, -1, 0},        {M_SPAN, 2, SW_T_BYTES, -1, 0},
       {M_SPAN, 5, SW_T_STRING, -1, 0},       {M_SPAN, 6, SW_T_ENUM, -1, 0},
       {M_SPAN, 7, SW_T_FIXED64, -1, 0},      {M_SPAN, 8, SW_T_FIXED64, -1, 0},
       {M_SPAN, 9, SW_T_MESSAGE, M_KV, 1},    {M_SPAN, 15, SW_T_MESSAGE, M_STATUS, 0},

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #define SW_MAX_DEPTH 100 /* upb's default: nested messages + groups below the top */
+#define SW_ID_BYTES 24   /* an exemplar's ids: the 16-byte trace id, the 8-byte span id */
 
 /* Field types, as google.protobuf.FieldDescriptor.TYPE_* */
 enum {
@@ -93,6 +94,8 @@ typedef struct {
   size_t n, cap;
   int64_t *which, *ends;
   double *durs;
+  uint8_t *ids;            /* SW_ID_BYTES per accepted span: trace id then span id, for exemplars;
+                              all zero when the span has no usable ids (see sw_ids_usable) */
   /* distinct keys, encoded (see spanwire.c: key layout); key i is keys[koff[i]..koff[i+1]) */
   size_t n_keys;
   uint8_t *keys;
@@ -126,6 +129,14 @@ typedef struct {
   size_t n_stats;           /* series */
   int64_t *sid;             /* local series ids, ascending */
   double *sum, *min, *max;  /* seconds; sums in the order the spans came */
+  /* exemplars (when asked for): per series and octave of the HDR layout (index >> 7), the
+   * longest span with usable ids, the first in request order on a tie; as
+   * collector/aggregate/exemplars.py keeps them */
+  size_t n_ex;
+  int64_t *ex_keys;         /* local * (counts_len >> 7) + octave, ascending */
+  double *ex_val;           /* seconds */
+  int64_t *ex_at;           /* end time, ns */
+  uint8_t *ex_ids;          /* SW_ID_BYTES each */
 } sw_slot;
 
 typedef struct {
@@ -139,9 +150,10 @@ typedef struct {
 int sw_time_filter(const sw_result *r, int64_t too_old_before, int64_t future_after, uint8_t *ok,
                    uint64_t *too_old, uint64_t *future, int64_t *used, size_t *n_used);
 
-/* Buckets the ok spans by slot and series (locals[key], -1 for unused keys). */
+/* Buckets the ok spans by slot and series (locals[key], -1 for unused keys); with
+ * `exemplars`, also picks each slot's exemplars (counts_len must be a multiple of 128). */
 int sw_reduce(const sw_result *r, const uint8_t *ok, const int64_t *locals, int64_t slot_ns, int64_t counts_len,
-              int64_t highest_us, sw_reduced *out);
+              int64_t highest_us, int exemplars, sw_reduced *out);
 void sw_reduced_free(sw_reduced *out);
 
 /* Checks the schema once: -1 with a reason when the walker cannot use it. */

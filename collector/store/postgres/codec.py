@@ -24,7 +24,7 @@ import struct
 
 import numpy as np
 
-from collector.model import HistRows, SampleRows
+from collector.model import ExemplarRows, HistRows, SampleRows
 from collector.store import arrow_rows
 
 ENTRY = np.dtype([("i", "<u2"), ("c", "<u4")])
@@ -214,6 +214,23 @@ def samples_copy(s: SampleRows) -> bytes:
     return COPY_HEADER + rec.tobytes() + COPY_TRAILER
 
 
+_EXEMPLAR = np.dtype([("nfields", ">i2"), ("sid_len", ">i4"), ("sid", ">i8"), ("ts_len", ">i4"), ("ts", ">i8"),
+                      ("grp_len", ">i4"), ("grp", ">i2"), ("at_len", ">i4"), ("at", ">i8"), ("v_len", ">i4"),
+                      ("v", ">f8"), ("tid_len", ">i4"), ("tid", "u1", (16,)), ("span_len", ">i4"),
+                      ("span", "u1", (8,))])
+
+
+def exemplars_copy(e: ExemplarRows) -> bytes:
+    """``COPY exemplars_in (series_id, ts, grp, observed_at, value, trace_id, span_id)`` stream."""
+    rec = np.zeros(len(e), _EXEMPLAR)
+    rec["nfields"] = 7
+    rec["sid_len"], rec["ts_len"], rec["grp_len"], rec["at_len"], rec["v_len"] = 8, 8, 2, 8, 8
+    rec["tid_len"], rec["span_len"] = 16, 8
+    rec["sid"], rec["ts"], rec["grp"] = to_signed(e.series_id), ts_to_pg(e.ts), e.grp
+    rec["at"], rec["v"], rec["tid"], rec["span"] = ts_to_pg(e.at), e.value, e.trace_id, e.span_id
+    return COPY_HEADER + rec.tobytes() + COPY_TRAILER
+
+
 # -- reads ----------------------------------------------------------------------
 def hist_from_columns(n: int, sid: bytes, ts: bytes, res: bytes, count: bytes, total: bytes, mn: bytes,
                       mx: bytes, blen: bytes, buckets: bytes, bnd_len: bytes, bounds: bytes) -> HistRows:
@@ -259,3 +276,15 @@ def dedupe_samples(s: SampleRows) -> SampleRows:
     keep = order[last]
     return SampleRows(s.series_id[keep], s.ts[keep], s.value[keep])
 
+
+
+def exemplars_from_columns(n: int, sid: bytes, ts: bytes, grp: bytes, at: bytes, value: bytes, tid: bytes,
+                           span: bytes) -> ExemplarRows:
+    """ExemplarRows from one aggregated read row (``read_exemplars`` in sql/queries.sql)."""
+    if not n:
+        return ExemplarRows.empty()
+    return ExemplarRows(np.frombuffer(sid, ">i8").astype(np.int64).view(np.uint64),
+                        ts_from_pg(np.frombuffer(ts, ">i8")), np.frombuffer(grp, ">i2").astype(np.int16),
+                        ts_from_pg(np.frombuffer(at, ">i8")), np.frombuffer(value, ">f8").astype(np.float64),
+                        np.frombuffer(tid, np.uint8).reshape(n, 16).copy(),
+                        np.frombuffer(span, np.uint8).reshape(n, 8).copy())

@@ -129,6 +129,12 @@ def copy_from_duckdb(path: str, store, progress: bool = True) -> CopyReport:
                     rows = arrow_rows.samples_from_arrow(pa.Table.from_batches([rb]))
                     store.write(WriteBatch(samples=rows))
                     bar.update(len(rows))
+            for name, _ in _parts(con, "exemplars"):   # merged per (series, slot, octave): idempotent too
+                reader = con.sql(f"SELECT series_id, epoch_ns(ts) AS ts, grp, epoch_ns(observed_at) AS at, value, "
+                                 f"trace_id, span_id FROM {name}").fetch_arrow_reader(BATCH_ROWS)
+                for rb in reader:
+                    rows = arrow_rows.exemplars_from_arrow(pa.Table.from_batches([rb]))
+                    store.write(WriteBatch(exemplars=rows))
             for ns in namespaces:
                 items = {k: json.loads(v) for k, v in con.execute(
                     "SELECT key, value FROM kv WHERE namespace = ?", [ns]).fetchall()}
@@ -179,6 +185,15 @@ def _check(con, store, series, hist_parts, sample_parts, namespaces, report: Cop
                 pn = pg.execute("SELECT count(*) FROM samples WHERE ts >= to_timestamp(%s / 1e6) "
                                 "AND ts <= to_timestamp(%s / 1e6)", [lo, hi]).fetchone()[0]
                 report.checks.append(Check("float samples", int(n), int(pn)))
+        ex_parts = [n for n, _ in _parts(con, "exemplars")]
+        if ex_parts:
+            union = " UNION ALL ".join(f"SELECT series_id, ts, grp FROM {n}" for n in ex_parts)
+            n, lo, hi = con.execute(f"SELECT count(DISTINCT (series_id, ts, grp)), epoch_us(min(ts)), "
+                                    f"epoch_us(max(ts)) FROM ({union})").fetchall()[0]
+            if n:
+                pn = pg.execute("SELECT count(*) FROM exemplars WHERE ts >= to_timestamp(%s / 1e6) "
+                                "AND ts <= to_timestamp(%s / 1e6)", [lo, hi]).fetchone()[0]
+                report.checks.append(Check("exemplars", int(n), int(pn)))
         with pg.cursor() as cur:
             have = kv.namespaces(cur)
         for ns in namespaces:

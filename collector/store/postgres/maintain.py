@@ -49,6 +49,7 @@ def _ahead(store, now_s: int) -> int:
     want = set()
     for t in range(now_s - 60, now_s + AHEAD_S, 600):
         want.add(partitions.part_at("hist", finest, t))
+        want.add(partitions.part_at("exemplars", finest, t))
     want.add(partitions.part_at("samples", 0, now_s))
     want.add(partitions.part_at("samples", 0, now_s + AHEAD_S))
     before = set(store._parts)

@@ -1,5 +1,7 @@
-"""Time partitions of ``hist`` (by ``RANGE (res, ts)``) and ``samples`` (by
-``RANGE (ts)``): named, created ahead of the data, dropped whole by retention.
+"""Time partitions of ``hist`` (by ``RANGE (res, ts)``), ``samples`` and
+``exemplars`` (by ``RANGE (ts)``; exemplars are listed with the slot resolution,
+so retention drops them with those rows): named, created ahead of the data,
+dropped whole by retention.
 
 A partition is created as a plain table and then attached: ``ATTACH PARTITION``
 takes only a SHARE UPDATE EXCLUSIVE lock on the parent, so reads and writes go on
@@ -19,7 +21,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from collector.model import NS, HistRows, SampleRows
+from collector.model import NS, ExemplarRows, HistRows, SampleRows
 from collector.store.postgres.queries import q
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,8 @@ SAMPLES_SPAN = DAY
 
 @dataclass(frozen=True)
 class Part:
-    kind: str      # 'hist' | 'samples'
-    res: int       # 0 for samples
+    kind: str      # 'hist' | 'samples' | 'exemplars'
+    res: int       # 0 for samples; the slot resolution for exemplars
     start: int     # seconds
     end: int
 
@@ -40,11 +42,11 @@ class Part:
     def name(self) -> str:
         span = self.end - self.start
         stamp = datetime.fromtimestamp(self.start, timezone.utc).strftime("%Y%m%d%H" if span < DAY else "%Y%m%d")
-        return f"hist_{self.res}_{stamp}" if self.kind == "hist" else f"samples_{stamp}"
+        return f"hist_{self.res}_{stamp}" if self.kind == "hist" else f"{self.kind}_{stamp}"
 
 
 def span_of(kind: str, res: int) -> int:
-    return HIST_SPAN.get(res, 3600) if kind == "hist" else SAMPLES_SPAN
+    return SAMPLES_SPAN if kind == "samples" else HIST_SPAN.get(res, 3600)
 
 
 def part_at(kind: str, res: int, ts_s: int) -> Part:
@@ -53,8 +55,13 @@ def part_at(kind: str, res: int, ts_s: int) -> Part:
     return Part(kind, res, start, start + span)
 
 
-def needed_for(hist: HistRows, samples: SampleRows) -> set[Part]:
+def needed_for(hist: HistRows, samples: SampleRows, exemplars: ExemplarRows | None = None,
+               exemplar_res: int = 0) -> set[Part]:
     out: set[Part] = set()
+    if exemplars is not None and len(exemplars):
+        span = span_of("exemplars", exemplar_res)
+        starts = np.unique(exemplars.ts // NS // span * span)
+        out.update(Part("exemplars", exemplar_res, s, s + span) for s in starts.tolist())
     if len(hist):
         for res in np.unique(hist.res).tolist():
             span = span_of("hist", res)

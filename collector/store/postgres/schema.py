@@ -12,8 +12,8 @@ so retention drops whole tables and a read touches only the periods it asks for.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, PrimaryKeyConstraint, Table,
-                        Text, func)
+from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, PrimaryKeyConstraint,
+                        SmallInteger, Table, Text, func)
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 
 metadata = MetaData()
@@ -37,7 +37,7 @@ series = Table(
 partitions = Table(
     "partitions", metadata,
     Column("name", Text, primary_key=True),
-    Column("kind", Text, nullable=False),          # 'hist' | 'samples'
+    Column("kind", Text, nullable=False),          # 'hist' | 'samples' | 'exemplars'
     Column("res", Integer, nullable=False),        # seconds; 0 for samples
     Column("start_ts", TIMESTAMP(timezone=True), nullable=False),
     Column("end_ts", TIMESTAMP(timezone=True), nullable=False))
@@ -84,3 +84,17 @@ samples = Table(
     Column("value", Float(53)),
     PrimaryKeyConstraint("series_id", "ts"),
     postgresql_partition_by="RANGE (ts)")
+
+exemplars = Table(
+    "exemplars", metadata,
+    Column("series_id", BigInteger, nullable=False),
+    Column("ts", TIMESTAMP(timezone=True), nullable=False),           # the slot
+    Column("grp", SmallInteger, nullable=False),                      # octave of the value
+    Column("observed_at", TIMESTAMP(timezone=True), nullable=False),
+    Column("value", Float(53), nullable=False),
+    Column("trace_id", LargeBinary, nullable=False),                  # 16 bytes
+    Column("span_id", LargeBinary, nullable=False),                   # 8 bytes
+    PrimaryKeyConstraint("series_id", "ts", "grp"),
+    postgresql_partition_by="RANGE (ts)",
+    comment="Exemplars: per series, slot and octave the slowest observation with a trace id "
+            "(collector/aggregate/exemplars.py); partitioned and kept like the slot-resolution rows.")

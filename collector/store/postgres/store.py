@@ -25,8 +25,9 @@ import numpy as np
 import psycopg
 
 from collector import cancel
+from collector.aggregate.exemplars import dedupe as dedupe_exemplars
 from collector.aggregate.merge import merge_rows
-from collector.model import NS, HistRows, SampleRows, Series
+from collector.model import NS, ExemplarRows, HistRows, SampleRows, Series
 from collector.store.base import Retention, StoreError, StoreUnavailable, WriteBatch, WriteOutcomeUnknown
 from collector.store.postgres import codec, kv, migrate, partitions
 from collector.store.postgres.connect import PgSettings, describe, first_connect, make_pool, one_line
@@ -147,7 +148,7 @@ class PostgresStore:
         """``replace``: stored histogram rows of the same (series, res, slot) are
         replaced instead of merged into (``tocsin db copy``: running it twice
         leaves the same data)."""
-        self._ensure_partitions(partitions.needed_for(batch.hist, batch.samples))
+        self._ensure_partitions(self._needed(batch))
         try:
             self._write(batch, replace)
         except psycopg.errors.CheckViolation as e:
@@ -156,8 +157,11 @@ class PostgresStore:
             # another process dropped a partition we thought existed: look again, once
             with self._parts_lock:
                 self._parts.clear()
-            self._ensure_partitions(partitions.needed_for(batch.hist, batch.samples))
+            self._ensure_partitions(self._needed(batch))
             self._write(batch, replace)
+
+    def _needed(self, batch: WriteBatch) -> set:
+        return partitions.needed_for(batch.hist, batch.samples, batch.exemplars, self.resolutions[0])
 
     def _write(self, batch: WriteBatch, replace: bool = False) -> None:
         with self._conn() as conn:
@@ -175,6 +179,8 @@ class PostgresStore:
                         self._upsert_hist(cur, merge_rows(batch.hist))
                     if len(batch.samples):
                         self._write_samples(cur, batch.samples)
+                    if len(batch.exemplars):
+                        self._write_exemplars(cur, batch.exemplars)
                     for namespace, items in batch.documents.items():
                         kv.put_many(cur, namespace, items)
                     if batch.wal_segment is not None:
@@ -223,6 +229,13 @@ class PostgresStore:
         with cur.copy(q("samples_copy")) as cp:
             cp.write(codec.samples_copy(codec.dedupe_samples(samples)))
         cur.execute(q("samples_upsert"))
+
+    def _write_exemplars(self, cur, rows: ExemplarRows) -> None:
+        """Merged in per (series, slot, octave): the slowest stays (exemplars.py)."""
+        cur.execute(q("exemplars_temp"))
+        with cur.copy(q("exemplars_copy")) as cp:
+            cp.write(codec.exemplars_copy(dedupe_exemplars(rows)))
+        cur.execute(q("exemplars_upsert"))
 
     def _ensure_partitions(self, needed: set[partitions.Part]) -> None:
         with self._parts_lock:
@@ -321,6 +334,24 @@ class PostgresStore:
             order = np.lexsort((rows.ts, rows.series_id))
             rows = SampleRows(rows.series_id[order], rows.ts[order], rows.value[order])
         return rows
+
+    def read_exemplars(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> ExemplarRows:
+        """As DuckDBStore.read_exemplars (one row per series, slot and octave)."""
+        ids = codec.to_signed(np.unique(np.asarray(series_ids, dtype=np.uint64)))
+        if not len(ids):
+            return ExemplarRows.empty()
+        parts = []
+        with self._conn() as conn:
+            with conn.cursor(binary=True) as cur:
+                for i in range(0, len(ids), SERIES_PER_SAMPLE_READ):
+                    with _cancellable(conn):
+                        cur.execute(q("read_exemplars"), {"lo": _dt(start_ns + 999), "hi": _dt(end_ns + 999),
+                                                          "ids": ids[i:i + SERIES_PER_SAMPLE_READ].tolist()})
+                        part = codec.exemplars_from_columns(*cur.fetchone())
+                    cancel.charge(len(part))
+                    parts.append(part)
+            conn.commit()
+        return ExemplarRows.concat(parts)
 
     # -- maintenance ----------------------------------------------------------
     def maintain(self, now_ns: int) -> dict[str, int]:

@@ -136,3 +136,25 @@ SELECT pg_try_advisory_xact_lock(7598177913758040424);
 -- name: partition_lock
 -- Transaction-scoped: partitions are created one process at a time.
 SELECT pg_advisory_xact_lock(7598177913758040425);
+
+-- name: exemplars_temp
+CREATE TEMP TABLE exemplars_in (LIKE exemplars INCLUDING DEFAULTS) ON COMMIT DROP;
+
+-- name: exemplars_copy
+COPY exemplars_in (series_id, ts, grp, observed_at, value, trace_id, span_id) FROM STDIN (FORMAT BINARY);
+
+-- name: exemplars_upsert
+-- One exemplar per (series, slot, octave): the slowest. Sorted, so two writers
+-- meeting on the same keys take their row locks in one order.
+INSERT INTO exemplars SELECT * FROM exemplars_in ORDER BY series_id, ts, grp
+ON CONFLICT (series_id, ts, grp) DO UPDATE SET observed_at = excluded.observed_at, value = excluded.value,
+    trace_id = excluded.trace_id, span_id = excluded.span_id
+WHERE excluded.value > exemplars.value;
+
+-- name: read_exemplars
+SELECT count(*), string_agg(int8send(series_id), ''), string_agg(timestamptz_send(ts), ''),
+       string_agg(int2send(grp), ''), string_agg(timestamptz_send(observed_at), ''),
+       string_agg(float8send(value), ''), string_agg(trace_id, ''), string_agg(span_id, '')
+FROM exemplars
+WHERE ts >= %(lo)s AND ts < %(hi)s AND series_id = ANY(%(ids)s::int8[])
+  AND length(trace_id) = 16 AND length(span_id) = 8;
