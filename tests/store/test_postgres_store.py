@@ -47,7 +47,7 @@ def test_migrated_schema_matches_the_sqlalchemy_description(pg_dsn):
 def test_empty_database_is_migrated_at_start_and_check_mode_refuses_it(pg_cluster):
     db = pg_cluster.create_database()
     dsn = pg_cluster.dsn(db)
-    with pytest.raises(StoreError, match=r"no Tocsin schema yet; this tocsin needs 0001. Run `tocsin db upgrade`"):
+    with pytest.raises(StoreError, match=rf"no Tocsin schema yet; this tocsin needs {migrate.head()}. Run `tocsin db upgrade`"):
         PostgresStore(PgSettings(dsn, migrate="check"))
     results, errors = [], []
 

@@ -17,3 +17,14 @@ DELETE FROM kv WHERE namespace = %(namespace)s AND key = %(key)s;
 
 -- name: list_namespaces
 SELECT namespace, count(*) FROM kv GROUP BY namespace;
+
+-- name: delete_many
+DELETE FROM kv WHERE namespace = %(namespace)s AND key = ANY(%(keys)s::text[]);
+
+-- name: claim
+-- One document, locked by this transaction until it ends; no row when another
+-- transaction holds it (SKIP LOCKED) or it is gone. The cluster's fenced outbox.
+SELECT value FROM kv WHERE namespace = %(namespace)s AND key = %(key)s FOR UPDATE SKIP LOCKED;
+
+-- name: exists
+SELECT EXISTS (SELECT 1 FROM kv WHERE namespace = %(namespace)s AND key = %(key)s);
