@@ -106,6 +106,11 @@ class Leadership:
         log.warning("cluster: replica %s is no longer the leader (epoch %s): %s", self.replica, epoch, why)
         self.on_deposed(why)
 
+    def step_down(self, why: str) -> None:
+        with self._lock:
+            if self.epoch is not None:
+                self._depose(why)
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:

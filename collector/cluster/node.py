@@ -118,8 +118,14 @@ class ClusterNode:
     def _run_role(self, what: str, arg) -> None:
         try:
             getattr(self.role, what)(arg)
-        except Exception:
-            log.exception("cluster: switching this replica's role (%s) failed", what)
+        except Exception as e:
+            if what == "elected":
+                # e.g. PostgreSQL answered the election but the pool is not back yet: give the
+                # lock back; the next election (this replica or another) tries again
+                log.warning("cluster: could not take up the leader's work, stepping down: %s", e)
+                self.leadership.step_down(f"taking up the leader's work failed: {e}")
+            else:
+                log.exception("cluster: switching this replica's role (%s) failed", what)
 
     def resign(self) -> None:
         """Shutting down: take no further part in elections and hand leadership back

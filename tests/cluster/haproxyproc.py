@@ -40,9 +40,11 @@ def render(replicas: list[dict], ports: dict[str, int], stats_socket: Path, text
         elif head == "server":
             continue      # replaced below, after the backend's last line
         out.append(line)
-        if head == "http-check" and "expect" in line and section in ("otlp_http", "otlp_grpc", "api"):
-            key = {"otlp_http": "http", "otlp_grpc": "grpc", "api": "api"}[section]
-            h2 = " proto h2" if section == "otlp_grpc" else ""
+        keys = {"otlp_http": "http", "otlp_grpc": "grpc", "api": "api", "otlp_http_live": "http",
+                "otlp_grpc_live": "grpc"}
+        if head == "http-check" and "expect" in line and section in keys:
+            key = keys[section]
+            h2 = " proto h2 check-proto h1" if key == "grpc" else ""
             for r in replicas:
                 out.append(f"    server {r['name']} 127.0.0.1:{r[key]}{h2} port {r['api']}")
     return "\n".join(out) + "\n"

@@ -99,7 +99,9 @@ class Replica:
         return httpx.get(self.api_url + path, timeout=10, **kw)
 
     def status(self) -> dict:
-        return self.get("/api/v1/status/cluster").json()["data"]
+        r = self.get("/api/v1/status/cluster")
+        r.raise_for_status()       # 503 while its PostgreSQL connections come back: wait_for polls again
+        return r.json()["data"]
 
     def metric(self, name: str) -> float | None:
         for line in self.get("/metrics").text.splitlines():
