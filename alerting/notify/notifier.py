@@ -48,6 +48,15 @@ log = logging.getLogger(__name__)
 GC_EVERY = 3600.0
 
 
+def _claim_hold(integrations) -> float:
+    """How long a claimed send may keep its transaction idle: the slowest
+    integration's HTTP timeout and a margin. A leader frozen mid-send holds its
+    entry this long before PostgreSQL ends the transaction and the next leader
+    may send it (docs/cluster.md: the duplicate window)."""
+    timeouts = [float(getattr(getattr(i, "cfg", None), "timeout", 0.0) or 0.0) for i in integrations]
+    return max(timeouts, default=0.0) + 5.0
+
+
 class Notifier:
     def __init__(self, config: NotifyConfig, store, metrics, clock: Callable[[], float] = time.time, *,
                  environ: dict[str, str] | None = None, retry_policy: RetryPolicy | None = None,
@@ -67,7 +76,8 @@ class Notifier:
         lanes = {f"{r}/{i.name}": i for r, items in self._integrations.items() for i in items}
         # fence: the cluster leader's epoch (raises Fenced when not the leader); None in one process
         self._fence = fence
-        claims = claim.FencedClaims(store, fence) if fence is not None else claim.LocalClaims(store)
+        claims = claim.FencedClaims(store, fence, hold_s=_claim_hold(lanes.values())) if fence is not None \
+            else claim.LocalClaims(store)
         self.deliverer = Deliverer(self.outbox, self.nflog, lanes, metrics, retry_policy, rng, claims=claims)
         # shared_posts: alerts posted to /api/v2/alerts go through the store to every replica (cluster)
         self.posted_store = PostedAlerts(store) if shared_posts else None

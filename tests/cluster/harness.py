@@ -69,6 +69,17 @@ class Replica:
         self.proc = ServerProcess(self.workdir, self.config, self.env).start(timeout=timeout)
         return self
 
+    frozen: bool = False
+
+    def freeze(self) -> None:
+        """SIGSTOP: the process stalls (its sockets stay open)."""
+        self.proc.proc.send_signal(signal.SIGSTOP)
+        self.frozen = True
+
+    def thaw(self) -> None:
+        self.proc.proc.send_signal(signal.SIGCONT)
+        self.frozen = False
+
     def kill(self, sig: int = signal.SIGKILL) -> None:
         self.proc.proc.send_signal(sig)
         if sig == signal.SIGKILL:
@@ -78,6 +89,8 @@ class Replica:
     def stop(self) -> int:
         if self.proc is None or self.proc.proc is None:
             return 0
+        if self.frozen:
+            self.thaw()
         rc = self.proc.stop()
         self._ended()
         return rc
@@ -90,7 +103,8 @@ class Replica:
 
     @property
     def running(self) -> bool:
-        return self.proc is not None and self.proc.proc is not None and self.proc.proc.poll() is None
+        return self.proc is not None and self.proc.proc is not None and self.proc.proc.poll() is None \
+            and not self.frozen
 
     def output(self) -> str:
         return "".join(self.outputs) + (self.proc.output() if self.proc is not None else "")
