@@ -46,8 +46,8 @@ def cluster_factory(own_pg, tmp_path, request):
     made: list[Cluster] = []
 
     def make(n: int = 3, config: dict | None = None, env: dict | None = None, haproxy: bool = True,
-             dsn: str | None = None) -> Cluster:
-        c = Cluster(own_pg, tmp_path / f"cluster{len(made)}", n, config or {}, env, dsn=dsn)
+             dsn: str | None = None, replica_env: dict[int, dict] | None = None) -> Cluster:
+        c = Cluster(own_pg, tmp_path / f"cluster{len(made)}", n, config or {}, env, dsn=dsn, replica_env=replica_env)
         made.append(c)
         return c.start(haproxy=haproxy)
 

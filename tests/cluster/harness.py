@@ -125,7 +125,8 @@ class Replica:
 
 
 class Cluster:
-    def __init__(self, pg, workdir: Path, n: int, config: dict, env: dict | None = None, dsn: str | None = None):
+    def __init__(self, pg, workdir: Path, n: int, config: dict, env: dict | None = None, dsn: str | None = None,
+                 replica_env: dict[int, dict] | None = None):
         self.pg, self.workdir = pg, Path(workdir)
         self.dsn = dsn or pg.dsn("tocsin")
         self.replicas: list[Replica] = []
@@ -140,7 +141,8 @@ class Cluster:
                     "TOCSIN_CLUSTER__REPLICA_ID": name,
                     "TOCSIN_RECEIVERS__OTLP__HTTP__LISTEN": f"127.0.0.1:{ports['http']}",
                     "TOCSIN_RECEIVERS__OTLP__GRPC__LISTEN": f"127.0.0.1:{ports['grpc']}",
-                    "TOCSIN_API__LISTEN": f"127.0.0.1:{ports['api']}", **(env or {})}
+                    "TOCSIN_API__LISTEN": f"127.0.0.1:{ports['api']}", **(env or {}),
+                    **(replica_env or {}).get(i, {})}
             self.replicas.append(Replica(name, wd, renv, config, ports))
         self.haproxy: HAProxy | None = None
 
