@@ -89,6 +89,11 @@ class Service:
                                      clock=self.now_s, external_url=config.api.external_url,
                                      default_interval=config.rules.evaluation_interval, query_timeout=q.timeout,
                                      **assemble.evaluator_cluster_args(self.cluster))
+        from collector.selfwatch import SelfWatch
+
+        self.selfwatch = SelfWatch(self)   # self-alerts and the Watchdog (self_alerts.enabled)
+        if self.cluster is not None:
+            self.cluster.conditions = self.selfwatch.published
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         wal_dir = assemble.wal_dir(config)
         self.wal = WriteAheadLog(wal_dir) if wal_dir else None
@@ -399,6 +404,9 @@ class Service:
                  asyncio.create_task(self._every(cfg.storage.maintenance_interval, self._maintain))]
         if procs > 1:
             tasks.append(asyncio.create_task(self._every(SHIP_EVERY_S, self._ship)))
+        if cfg.self_alerts.enabled:
+            every = min(5.0, float(cfg.cluster.heartbeat_interval)) if self.cluster is not None else 5.0
+            tasks.append(asyncio.create_task(self._every(every, self._self_alerts)))
         if self.cluster is not None:   # the leader evaluates and notifies (cluster/role.py)
             from collector.cluster.role import ServiceRole
 
@@ -450,6 +458,9 @@ class Service:
         if self._tracer_provider is not None:
             self._tracer_provider.shutdown()
         log.info("stopped")
+
+    async def _self_alerts(self) -> None:
+        await asyncio.to_thread(self.selfwatch.tick)
 
     async def _ship(self) -> None:
         """Receiver workers ship what they hold, so rules and flushes see it."""

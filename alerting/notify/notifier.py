@@ -283,6 +283,37 @@ class Notifier:
             log.debug("notify: queued %s notification for %s to %s/%s", p.notification.status, snap.key,
                       snap.route.receiver, integ.name)
 
+    # -- the cluster's last resort ----------------------------------------------
+    def send_direct(self, alerts: list[Alert]) -> int:
+        """Send alerts now, through the routes they match, without the outbox,
+        the notification log or retries: for a replica that must say the cluster
+        cannot page (no leader, PostgreSQL unreachable), when the pipeline that
+        would send it is what is broken. Returns the messages delivered."""
+        from .groups import group_key
+
+        now = self.clock()
+        sent = 0
+        for a in alerts:
+            for route in self.dispatcher.tree.match(a.labels):
+                labels = route.group_labels(a.labels)
+                for integ in self._integrations[route.receiver]:
+                    if a.resolved and not integ.send_resolved:
+                        continue
+                    n = Notification(id=uuid.uuid4().hex, receiver=route.receiver, integration=integ.name,
+                                     group_key=group_key(route, labels), group_labels=labels,
+                                     firing=() if a.resolved else (a,), resolved=(a,) if a.resolved else (),
+                                     created_at=now, group_interval=route.group_interval,
+                                     external_url=self.config.external_url)
+                    try:
+                        integ.notify(n, {})
+                        sent += 1
+                        log.warning("notify: sent %s %s directly to %s/%s (the pipeline cannot send it)",
+                                    n.status, a.name, route.receiver, integ.name)
+                    except Exception as e:   # nothing else to fall back on: say so
+                        log.error("notify: could not send %s %s directly to %s/%s: %s", n.status, a.name,
+                                  route.receiver, integ.name, e)
+        return sent
+
     # -- test message --------------------------------------------------------
     def send_test(self, receiver_name: str) -> dict[str, str | None]:
         """Send a test message through every integration of a receiver, now, without

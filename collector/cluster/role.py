@@ -25,6 +25,7 @@ class ServiceRole:
     def elected(self, epoch: int) -> None:
         s = self.service
         s.evaluator.adopt_stored_state()
+        s.selfwatch.adopt()
         notifier = s.make_notifier(s.config.notify)    # reads nflog, outbox and silences as stored now
         notifier.sync_posted()
         old, s.notifier = s.notifier, notifier

@@ -22,6 +22,12 @@ def put_many(cur, namespace: str, items: dict[str, dict[str, Any]]) -> None:
                                 "values": [json.dumps(v, sort_keys=True) for v in items.values()]})
 
 
+def put_new(cur, namespace: str, key: str, value: dict[str, Any]) -> bool:
+    """Write ``value`` unless the key exists; True when this call wrote it."""
+    cur.execute(Q["put_new"], {"namespace": namespace, "key": key, "value": json.dumps(value, sort_keys=True)})
+    return cur.fetchone() is not None
+
+
 def get(cur, namespace: str, key: str) -> dict[str, Any] | None:
     cur.execute(Q["get"], {"namespace": namespace, "key": key})
     row = cur.fetchone()

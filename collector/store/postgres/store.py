@@ -340,6 +340,12 @@ class PostgresStore:
         with self._conn() as conn, conn.cursor() as cur:
             kv.put_many(cur, namespace, items)
 
+    def kv_put_new(self, namespace: str, key: str, value: dict[str, Any]) -> bool:
+        """Write a document only if its key is new: True when this call wrote it
+        (one of several replicas claims something once)."""
+        with self._conn() as conn, conn.cursor() as cur:
+            return kv.put_new(cur, namespace, key, value)
+
     def kv_get(self, namespace: str, key: str) -> dict[str, Any] | None:
         with self._conn() as conn, conn.cursor() as cur:
             return kv.get(cur, namespace, key)

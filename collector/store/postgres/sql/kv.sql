@@ -28,3 +28,8 @@ SELECT value FROM kv WHERE namespace = %(namespace)s AND key = %(key)s FOR UPDAT
 
 -- name: exists
 SELECT EXISTS (SELECT 1 FROM kv WHERE namespace = %(namespace)s AND key = %(key)s);
+
+-- name: put_new
+-- A document only if none exists under its key: true when this call wrote it.
+INSERT INTO kv (namespace, key, value, updated) VALUES (%(namespace)s, %(key)s, %(value)s::jsonb, now())
+ON CONFLICT (namespace, key) DO NOTHING RETURNING true;
