@@ -64,6 +64,9 @@ def test_silences_posted_alerts_and_alert_state_are_shared(cluster_factory, rece
     wait_for(lambda: all({"PostedSilenced", "PostedLoud"} <= {x["labels"]["alertname"]
                                                               for x in r.get("/api/v2/alerts").json()}
                          for r in c.replicas), 30, "posted alerts listed by every replica")
+    status = b.get("/api/v2/status").json()["cluster"]     # amtool cluster show / Grafana's AM data source
+    assert status["name"] == b.name and status["status"] == "ready"
+    assert sorted(p["name"] for p in status["peers"]) == sorted(r.name for r in c.replicas)
     muted = [x for x in b.get("/api/v2/alerts").json() if x["labels"]["alertname"] == "PostedSilenced"]
     assert muted[0]["status"]["state"] == "suppressed" and muted[0]["status"]["silencedBy"] == [sid]
 
