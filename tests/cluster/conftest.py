@@ -46,10 +46,10 @@ def cluster_factory(own_pg, tmp_path, request):
     made: list[Cluster] = []
 
     def make(n: int = 3, config: dict | None = None, env: dict | None = None, haproxy: bool = True,
-             dsn: str | None = None, replica_env: dict[int, dict] | None = None) -> Cluster:
+             dsn: str | None = None, replica_env: dict[int, dict] | None = None, wait_leader: bool = True) -> Cluster:
         c = Cluster(own_pg, tmp_path / f"cluster{len(made)}", n, config or {}, env, dsn=dsn, replica_env=replica_env)
         made.append(c)
-        return c.start(haproxy=haproxy)
+        return c.start(haproxy=haproxy, wait_leader=wait_leader)
 
     yield make
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed

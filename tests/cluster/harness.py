@@ -146,14 +146,15 @@ class Cluster:
             self.replicas.append(Replica(name, wd, renv, config, ports))
         self.haproxy: HAProxy | None = None
 
-    def start(self, haproxy: bool = True) -> "Cluster":
+    def start(self, haproxy: bool = True, wait_leader: bool = True) -> "Cluster":
         for r in self.replicas:
             r.start()
         if haproxy:
             self.haproxy = HAProxy(self.workdir / "haproxy", [{"name": r.name, **r.ports} for r in self.replicas])
             self.haproxy.start()
             self.haproxy.wait_up({r.name for r in self.replicas})
-        self.leader()
+        if wait_leader:
+            self.leader()
         return self
 
     def live(self) -> list[Replica]:

@@ -78,3 +78,36 @@ def test_watchdog_replica_down_failing_receiver_and_unreachable_postgresql(clust
     finally:
         for f in (dms, ops, broken):
             f.close()
+
+
+def test_no_leader_is_reported_once_by_a_follower_and_resolved(cluster_factory, tmp_path, own_pg):
+    """Someone else holds the leader's lock — as a PgBouncer in transaction mode would leave it:
+    no replica can lead. After the failover timeout one follower (a claim in the store) sends
+    TocsinNoLeader itself; when the lock frees and a replica leads, it is resolved."""
+    import psycopg
+
+    from collector.store.postgres.cluster import LEADER_LOCK
+
+    ops = FakeHTTP(lambda req: (200, {}, "ok"))
+    holder = psycopg.connect(own_pg.dsn("tocsin"), autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", [LEADER_LOCK])
+        cfg = {"rules": {"files": [rules_file(tmp_path, {"groups": []})]},
+               "cluster": {"enabled": True, "heartbeat_interval": "500ms", "failover_timeout": "4s"},
+               "self_alerts": {"enabled": True, "hold_for": "1s"},
+               "notify": {"receivers": [{"name": "ops", "webhook": {"url": ops.url + "/alerts"}}],
+                          "route": {"receiver": "ops", "group_by": ["alertname"], "group_wait": "500ms",
+                                    "group_interval": "1s", "repeat_interval": "1h"}}}
+        c = cluster_factory(3, cfg, haproxy=False, wait_leader=False)
+        wait_for(lambda: _alerts(ops, "TocsinNoLeader", "firing"), 60, "TocsinNoLeader")
+        time.sleep(3.0)
+        assert len(_alerts(ops, "TocsinNoLeader", "firing")) == 1      # one follower for the episode
+        holder.execute("SELECT pg_advisory_unlock(%s)", [LEADER_LOCK])
+        c.leader()
+        wait_for(lambda: _alerts(ops, "TocsinNoLeader", "resolved"), 60, "its resolve")
+        time.sleep(2.0)
+        assert len(_alerts(ops, "TocsinNoLeader", "resolved")) == 1
+    finally:
+        holder.close()
+        ops.close()
+
