@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from collector.model import Series
 from collector.store.base import Fenced, StoreUnavailable
 from collector.store.postgres import kv
-from collector.store.postgres.connect import one_line
+from collector.store.postgres.connect import describe, one_line
 from collector.store.postgres.queries import load
 
 log = logging.getLogger(__name__)
@@ -182,12 +182,7 @@ class LeaderSession:
         self.settings, self.replica, self.idle_s = settings, replica, idle_s
         self.application_name = application_name
         self.conn: psycopg.Connection | None = None
-        self.where = self.settings.dsn and self._where()
-
-    def _where(self) -> str:
-        from collector.store.postgres.connect import describe
-
-        return describe(self.settings.dsn)
+        self.where = describe(settings.dsn)
 
     def _connect(self) -> psycopg.Connection:
         conn = _dedicated(self.settings, idle_s=self.idle_s)
@@ -250,12 +245,15 @@ class Listener:
         """Connect, take the replica lock, LISTEN. False when another live process
         holds this replica id."""
         self.close()
-        conn = _dedicated(self.settings, idle_s=30.0)
-        ok = conn.execute(Q["replica_lock"], {"space": REPLICA_LOCK_SPACE, "replica": self.replica}).fetchone()[0]
-        if not ok:
-            conn.close()
-            return False
-        conn.execute(f"LISTEN {KV_CHANNEL}")
+        try:
+            conn = _dedicated(self.settings, idle_s=30.0)
+            ok = conn.execute(Q["replica_lock"], {"space": REPLICA_LOCK_SPACE, "replica": self.replica}).fetchone()[0]
+            if not ok:
+                conn.close()
+                return False
+            conn.execute(f"LISTEN {KV_CHANNEL}")
+        except psycopg.Error as e:
+            raise StoreUnavailable(f"PostgreSQL at {describe(self.settings.dsn)}: {one_line(e)}") from None
         self.conn = conn
         return True
 
