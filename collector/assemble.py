@@ -128,3 +128,41 @@ def open_store(cfg: Config, *, writer: str = "", wait_s: float = 0.0, read_only:
     from collector.store.duckdb_store import DuckDBStore
 
     return DuckDBStore(cfg.storage.path, retention(cfg), read_only=read_only, writer=writer)
+
+
+def replica_id(cfg: Config) -> str:
+    """The writer id of this process's WAL markers: the replica's id in a
+    cluster, "" for a single process."""
+    if not cfg.cluster.enabled:
+        return ""
+    from collector.cluster.node import replica_id as rid
+
+    return rid(cfg)
+
+
+def flush_interval(cfg: Config) -> float:
+    """How often the flusher writes: in a cluster at least every visibility / 2,
+    so what one replica acknowledged is visible on the others within it."""
+    every = float(cfg.aggregation.flush_interval)
+    if cfg.cluster.enabled:
+        every = min(every, float(cfg.cluster.visibility) / 2)
+    return every
+
+
+def cluster_node(cfg: Config, store, catalog, metrics, now_s):
+    """This process's part in a cluster (``collector.cluster.node``), or None."""
+    if not cfg.cluster.enabled:
+        return None
+    from collector import __version__
+    from collector.cluster.node import ClusterNode
+    from collector.workers import SHIP_EVERY_S
+
+    slack = SHIP_EVERY_S + float(cfg.aggregation.flush_interval) if cfg.receivers.processes > 1 else 0.0
+    return ClusterNode(cfg, store, catalog, metrics, now_s, __version__, slack_s=slack)
+
+
+def evaluator_cluster_args(node) -> dict:
+    """What the rule manager needs in a cluster: the fence, the data gate, shared state."""
+    if node is None:
+        return {}
+    return {"fence": node.fence, "data_ready": node.gate, "share_state": True}

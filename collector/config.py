@@ -321,6 +321,59 @@ class ShutdownConfig(Strict):
                             "terminationGracePeriodSeconds.")
 
 
+class ClusterConfig(Strict):
+    enabled: bool = Field(False, description=(
+        "Run as one replica of several on one PostgreSQL (storage.backend: postgresql): every replica "
+        "receives, flushes and answers queries; one leader, elected through PostgreSQL, evaluates rules and "
+        "sends notifications (docs/cluster.md)."))
+    replica_id: str = Field("", max_length=200, description=(
+        "This replica's name, unique in the cluster: it keys the replica's heartbeat row and its write-ahead "
+        "log markers. Empty: the host name (a StatefulSet pod's name is stable across restarts). Two live "
+        "processes with one id are refused."))
+    advertise_url: str = Field("", description="URL of this replica's API shown in /api/v1/status/cluster; "
+                               "empty: http://<api.listen>.")
+    heartbeat_interval: Duration = Field(1, gt=0, description=(
+        "How often a replica writes its heartbeat row (liveness, flush watermark) and the leader confirms "
+        "its lock."))
+    failover_timeout: Duration = Field(15, gt=0, description=(
+        "A leader that stopped (killed, frozen, cut off from PostgreSQL) is replaced within this time; a "
+        "replica whose heartbeat is older is no longer counted as live. At least 4 heartbeat intervals."))
+    visibility: Duration = Field(2, gt=0, description=(
+        "A span acknowledged by any replica is visible to queries on every replica within this delay: "
+        "replicas flush every min(aggregation.flush_interval, visibility / 2) and read new series every "
+        "visibility / 4."))
+    evaluation_wait: Duration = Field(10, ge=0, description=(
+        "A rule group evaluated at time t first waits until every live replica has flushed what it "
+        "acknowledged before t; past this wait the evaluation is skipped (state held, counted in "
+        "tocsin_rule_evaluations_waited_total{outcome=\"skipped\"}) rather than judged on partial data."))
+
+    @model_validator(mode="after")
+    def _timings(self) -> "ClusterConfig":
+        if self.failover_timeout < 4 * self.heartbeat_interval:
+            raise ValueError(f"failover_timeout ({self.failover_timeout:g}s) must be at least 4 heartbeat "
+                             f"intervals ({4 * self.heartbeat_interval:g}s): the leader's lease and PostgreSQL's "
+                             "idle_session_timeout fit between them")
+        return self
+
+
+class SelfAlertsConfig(Strict):
+    enabled: bool = Field(False, description=(
+        "Built-in alerts about Tocsin itself (on in the example tocsin.yaml and the deploy/ configs), routed like "
+        "any alert (match alertname=~\"Tocsin.*|Watchdog\"): "
+        "TocsinWALNearFull, TocsinStoreUnavailable, TocsinNotificationsFailing, and with cluster.enabled "
+        "TocsinReplicaDown, TocsinReplicaBehind, TocsinNoLeader."))
+    watchdog: bool = Field(True, description=(
+        "Watchdog: an alert that always fires while Tocsin can page. Route it to a dead man's switch outside "
+        "Tocsin (a webhook with a short repeat_interval) that pages when it stops arriving."))
+    wal_full_ratio: float = Field(0.8, gt=0, le=1, description="TocsinWALNearFull fires when the write-ahead log "
+                                  "holds this fraction of storage.wal_max_size.")
+    hold_for: Duration = Field(60, ge=0, description="How long a condition must hold before its alert fires "
+                               "(`for:` of a rule; the Watchdog fires at once).")
+    labels: dict[str, str] = Field(default_factory=lambda: {"severity": "critical"},
+                                   description="Labels added to every self-alert (the Watchdog gets "
+                                   "severity=\"none\").")
+
+
 class Config(Strict):
     receivers: ReceiversConfig = ReceiversConfig()
     spanmetrics: SpanMetricsConfig = SpanMetricsConfig()
@@ -335,6 +388,15 @@ class Config(Strict):
     self_telemetry: SelfTelemetryConfig = SelfTelemetryConfig()
     log: LogConfig = LogConfig()
     shutdown: ShutdownConfig = ShutdownConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    self_alerts: SelfAlertsConfig = SelfAlertsConfig()
+
+    @model_validator(mode="after")
+    def _cluster_needs_postgresql(self) -> "Config":
+        if self.cluster.enabled and self.storage.backend != "postgresql":
+            raise ValueError("cluster.enabled needs storage.backend: postgresql (replicas share one PostgreSQL; "
+                             "a DuckDB file has one writer)")
+        return self
 
 
 class ConfigError(ValueError):

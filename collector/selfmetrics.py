@@ -71,6 +71,15 @@ class SelfMetrics:
         self.rule_last_eval = Gauge("tocsin_rule_group_last_evaluation_timestamp_seconds",
                                     "When the group was last evaluated.", ["group"], registry=r)
         self.alerts = Gauge("tocsin_alerts", "Alerts by state.", ["state"], registry=r)
+        self.rule_data_wait = Histogram("tocsin_rule_group_data_wait_seconds",
+                                        "Cluster: how long a group evaluation waited for every live replica to "
+                                        "have flushed through its evaluation time.", ["group"],
+                                        buckets=_LATENCY_BUCKETS, registry=r)
+        self.rule_group_skipped = Counter("tocsin_rule_group_evaluations_skipped",
+                                          "Group evaluations skipped whole, by reason (replicas_behind: a live "
+                                          "replica had not flushed through the evaluation time within "
+                                          "cluster.evaluation_wait; the alert state held).",
+                                          ["rule_group", "reason"], registry=r)
         # notify
         self.notifications = Counter("tocsin_notifications", "Notifications delivered.",
                                      ["receiver", "integration"], registry=r)
@@ -81,3 +90,18 @@ class SelfMetrics:
                                               buckets=_LATENCY_BUCKETS, registry=r)
         self.notification_queue = Gauge("tocsin_notification_queue_length", "Notifications waiting in the outbox.",
                                         registry=r)
+        # cluster (docs/cluster.md)
+        self.cluster_leader = Gauge("tocsin_cluster_leader", "1 while this replica is the leader (evaluates rules "
+                                    "and sends notifications), else 0.", registry=r)
+        self.cluster_epoch = Gauge("tocsin_cluster_epoch", "The leader's fencing epoch as last seen by this replica "
+                                   "(incremented at each takeover).", registry=r)
+        self.cluster_leader_changes = Counter("tocsin_cluster_leader_changes", "Takeovers seen by this replica "
+                                              "(the epoch changed).", registry=r)
+        self.cluster_replicas = Gauge("tocsin_cluster_replicas", "Live replicas (heartbeat within "
+                                      "cluster.failover_timeout), as last seen by this replica.", registry=r)
+        self.cluster_flush_lag = Gauge("tocsin_cluster_flush_lag_seconds", "Per replica: seconds since the time "
+                                       "up to which it has flushed what it acknowledged (PostgreSQL's clock).",
+                                       ["replica"], registry=r)
+        self.cluster_pg_errors = Counter("tocsin_cluster_postgres_errors", "PostgreSQL errors of the cluster's "
+                                         "coordination, by operation (heartbeat, leadership, listen, sync).",
+                                         ["operation"], registry=r)

@@ -65,14 +65,15 @@ class Service:
     def __init__(self, config: Config, clock: Callable[[], int] = time.time_ns, config_path: str | None = None,
                  store_wait_s: float = 0.0):
         from alerting.evaluate.manager import RuleManager
-        from alerting.notify.notifier import Notifier
         from collector.query.engine import Engine
 
         self.config = config
         self.clock = clock
         self.metrics = SelfMetrics()
-        self.store = assemble.open_store(config, wait_s=store_wait_s)
+        self.store = assemble.open_store(config, writer=assemble.replica_id(config), wait_s=store_wait_s)
         self.catalog = SeriesCatalog()
+        # cluster.enabled: this process is one replica of several (collector/cluster); None otherwise
+        self.cluster = assemble.cluster_node(config, self.store, self.catalog, self.metrics, self.now_s)
         for s in self.store.load_series():
             self.catalog.add(s)
         self.aggregator = Aggregator(
@@ -82,12 +83,17 @@ class Service:
         q = config.query
         self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
                              timeout_s=q.timeout, clock=self.now_s, classic_buckets=q.classic_buckets)
-        self.notifier = Notifier(config.notify, self.store, self.metrics, clock=self.now_s)
+        self.notifier = self.make_notifier(config.notify)
         self.evaluator = RuleManager(self.store, query=self.engine.instant_vector, record=self.record_sample,
                                      notify=lambda alerts: self.notifier.submit(alerts), metrics=self.metrics,
                                      clock=self.now_s, external_url=config.api.external_url,
                                      default_interval=config.rules.evaluation_interval, query_timeout=q.timeout,
-                                     exemplars=self.exemplars)
+                                     exemplars=self.exemplars, **assemble.evaluator_cluster_args(self.cluster))
+        from collector.selfwatch import SelfWatch
+
+        self.selfwatch = SelfWatch(self)   # self-alerts and the Watchdog (self_alerts.enabled)
+        if self.cluster is not None:
+            self.cluster.conditions = self.selfwatch.published
         self.tracer, self._tracer_provider = build_tracer(config.self_telemetry, __version__)
         wal_dir = assemble.wal_dir(config)
         self.wal = WriteAheadLog(wal_dir) if wal_dir else None
@@ -110,6 +116,14 @@ class Service:
         self.last_reload: tuple[float, bool] = (self.started_at, True)   # /api/v1/status/runtimeinfo
         self._stop = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+
+    def make_notifier(self, notify_config):
+        """A notifier on the store (in a cluster: fenced by the leader's epoch)."""
+        from alerting.notify.notifier import Notifier
+
+        return Notifier(notify_config, self.store, self.metrics, clock=self.now_s,
+                        fence=self.cluster.fence if self.cluster is not None else None,
+                        shared_posts=self.cluster is not None)
 
     def now_s(self) -> float:
         """The service clock in seconds (engine, evaluator and notifier use it)."""
@@ -138,7 +152,6 @@ class Service:
         all or nothing: everything that can fail (the file, secrets, notifier clients,
         rule files) is done before anything live changes. Returns the errors.
         Other sections (listeners, storage, ...) take effect at the next start."""
-        from alerting.notify.notifier import Notifier
         from collector.config import ConfigError, read_config
         from collector.secrets import SecretError
 
@@ -152,7 +165,7 @@ class Service:
         notifier = None
         if config.notify != self.config.notify:
             try:
-                notifier = Notifier(config.notify, self.store, self.metrics, clock=self.now_s)
+                notifier = self.make_notifier(config.notify)
             except SecretError as e:
                 return [locator.key_line(e.key, e.reason) if locator else str(e)]
             except Exception as e:  # a bad client setting: keep the running notifier
@@ -177,6 +190,7 @@ class Service:
         async with self._flush_lock:
             if self._in_doubt and not await self._resolve_in_doubt():
                 return
+            taken_at = self.now_s()    # everything acknowledged before this is in the batch
             if self.wal is not None:
                 # rotate + take with no await between: no request can slip in between them
                 with self.workers.absorb_lock if self.workers is not None else contextlib.nullcontext():
@@ -192,6 +206,7 @@ class Service:
                 batch = dataclasses.replace(batch, documents={TEMPORALITY: docs} if docs else {})
             if not (batch.series or len(batch.hist) or len(batch.samples) or len(batch.exemplars) or segment
                     or batch.documents):
+                self._flushed_through(taken_at)
                 return
             t0 = time.perf_counter()
             span = self.tracer.start_span("tocsin.flush", attributes={
@@ -212,10 +227,16 @@ class Service:
             span.end()
             self._unsaved_state = {}
             self._stored(batch)
+            self._flushed_through(taken_at)
             self.metrics.flush_duration.observe(time.perf_counter() - t0)
             self.metrics.flush_rows.labels("hist").inc(len(batch.hist))
             self.metrics.flush_rows.labels("samples").inc(len(batch.samples))
             self.metrics.series_active.set(self.aggregator.series_count())
+
+    def _flushed_through(self, taken_at: float) -> None:
+        """A cluster's rules wait for every replica's flush watermark (cluster/gate.py)."""
+        if self.cluster is not None:
+            self.cluster.flushed(taken_at)
 
     def _stored(self, batch) -> None:
         """The batch is in the store: its WAL segments (and workers') can go."""
@@ -387,13 +408,21 @@ class Service:
             self.source.sync = self.workers.sync
         tasks = [asyncio.create_task(servers[0].serve(sockets=[http_sock])),
                  asyncio.create_task(servers[1].serve(sockets=[api_sock])),
-                 asyncio.create_task(self._every(cfg.aggregation.flush_interval, self.flush)),
+                 asyncio.create_task(self._every(assemble.flush_interval(cfg), self.flush)),
                  asyncio.create_task(self._every(cfg.storage.maintenance_interval, self._maintain))]
         if procs > 1:
             tasks.append(asyncio.create_task(self._every(SHIP_EVERY_S, self._ship)))
-        self.notifier.start()
-        self._notifier_running = True
-        self.evaluator.start()
+        if cfg.self_alerts.enabled:
+            every = min(5.0, float(cfg.cluster.heartbeat_interval)) if self.cluster is not None else 5.0
+            tasks.append(asyncio.create_task(self._every(every, self._self_alerts)))
+        if self.cluster is not None:   # the leader evaluates and notifies (cluster/role.py)
+            from collector.cluster.role import ServiceRole
+
+            self.cluster.start(ServiceRole(self), cfg.cluster.advertise_url or f"http://{self.addresses['api']}")
+        else:
+            self.notifier.start()
+            self._notifier_running = True
+            self.evaluator.start()
         self.started = True
         logging.getLogger("tocsin.listen").info("listening " + " ".join(f"{k}={v}" for k, v in self.addresses.items()))
         await self._stop.wait()
@@ -413,6 +442,9 @@ class Service:
         if self.workers is not None:
             async with _step("receiver workers' last data"):
                 await asyncio.to_thread(self.workers.stop_accepting)
+        if self.cluster is not None:   # no new election or role switch from here on
+            async with _step("the cluster's role switches"):
+                await asyncio.to_thread(self.cluster.resign)
         async with _step("rule evaluations"):
             await asyncio.to_thread(self.evaluator.stop)
         async with _step("the last flush"):
@@ -421,6 +453,9 @@ class Service:
             await asyncio.to_thread(self.workers.exit)
         async with _step("notifications in flight"):
             await asyncio.to_thread(self.notifier.stop)
+        if self.cluster is not None:
+            async with _step("leaving the cluster"):
+                await asyncio.to_thread(self.cluster.stop)
         for t in tasks[2:]:
             t.cancel()
         if self.wal is not None:
@@ -431,6 +466,9 @@ class Service:
         if self._tracer_provider is not None:
             self._tracer_provider.shutdown()
         log.info("stopped")
+
+    async def _self_alerts(self) -> None:
+        await asyncio.to_thread(self.selfwatch.tick)
 
     async def _ship(self) -> None:
         """Receiver workers ship what they hold, so rules and flushes see it."""

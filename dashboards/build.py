@@ -164,7 +164,7 @@ def tocsin_itself() -> dashboard.Dashboard:
         return f"histogram_quantile(0.99, sum by (le{', ' + by if by else ''}) (rate({hist}_bucket{{{inst}}}[{RATE}])))"
 
     return (dashboard.Dashboard("Tocsin / Tocsin itself").uid("tocsin-itself")
-            .description("Tocsin's own /metrics: ingest, storage, queries, rules and notifications. Needs a "
+            .description("Tocsin's own /metrics: ingest, storage, queries, rules, notifications and the cluster. Needs a "
                          "Prometheus that scrapes Tocsin's /metrics (Tocsin does not ingest its own metrics).")
             .tags(["tocsin", "self"]).time("now-1h", "now").refresh("30s")
             .with_variable(ds_variable())
@@ -207,7 +207,35 @@ def tocsin_itself() -> dashboard.Dashboard:
                               [q(rate("tocsin_notifications_total", "receiver, integration"),
                                  "sent {{receiver}} {{integration}}", "A"),
                                q(rate("tocsin_notifications_failed_total", "receiver, integration, reason"),
-                                 "failed {{receiver}} {{integration}} {{reason}}", "B")], "ops", w=24)))
+                                 "failed {{receiver}} {{integration}} {{reason}}", "B")], "ops", w=24))
+            .with_row(dashboard.Row("Cluster"))
+            .with_panel(single("Live replicas", "Replicas whose heartbeat is within cluster.failover_timeout, "
+                               "as the replicas see them (docs/cluster.md).",
+                               q(f"max(tocsin_cluster_replicas{{{inst}}})", "replicas", instant=True)))
+            .with_panel(single("Leader epoch", "The fencing epoch: incremented at each takeover.",
+                               q(f"max(tocsin_cluster_epoch{{{inst}}})", "epoch", instant=True)))
+            .with_panel(single("Leaders", "Replicas that say they lead: 1 when healthy; 0 means no replica "
+                               "evaluates rules or sends notifications.",
+                               q(f"sum(tocsin_cluster_leader{{{inst}}})", "leaders", instant=True)))
+            .with_panel(single("Leader changes (1h)", "Takeovers seen in the last hour.",
+                               q(f"max(increase(tocsin_cluster_leader_changes_total{{{inst}}}[1h]))", "changes",
+                                 instant=True)))
+            .with_panel(graph("Leader", "Which replica leads (1) over time.",
+                              [q(f"max by (instance) (tocsin_cluster_leader{{{inst}}})", "{{instance}}")], "short",
+                              w=8))
+            .with_panel(graph("Flush lag per replica", "Seconds since the time up to which each replica has "
+                              "flushed what it acknowledged; rules wait for the slowest live one.",
+                              [q(f"max by (replica) (tocsin_cluster_flush_lag_seconds{{{inst}}})", "{{replica}}")],
+                              "s", w=8))
+            .with_panel(graph("PostgreSQL errors of the cluster", "Failed heartbeats, elections, listens and "
+                              "catalog syncs per second.",
+                              [q(rate("tocsin_cluster_postgres_errors_total", "operation"), "{{operation}}")],
+                              "ops", w=8))
+            .with_panel(graph("Rules waiting for replicas", "p99 of how long a group evaluation waited for every "
+                              "live replica's flush; evaluations skipped because one stayed behind.",
+                              [q(p99("tocsin_rule_group_data_wait_seconds", "group"), "wait p99 {{group}}", "A"),
+                               q(rate("tocsin_rule_group_evaluations_skipped_total", "rule_group, reason"),
+                                 "skipped {{rule_group}} {{reason}}", "B")], "s", w=24)))
 
 
 # ---------------------------------------------------------------- output

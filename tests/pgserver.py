@@ -106,6 +106,36 @@ class PgCluster:
         """Stop at once, as a crash would (``immediate``: no checkpoint, clients cut)."""
         self.stop("immediate")
 
+    def allow_replication(self) -> None:
+        """Let a streaming standby on loopback connect (pg_basebackup, walreceiver)."""
+        with open(self.data / "pg_hba.conf", "a") as f:
+            f.write("host replication all 127.0.0.1/32 trust\n")
+        self.sql("SELECT pg_reload_conf()")
+
+    def standby(self) -> "PgCluster":
+        """A streaming standby of this (running) server, on a port of its own:
+        ``pg_basebackup -R`` into a new directory, started. ``promote()`` it."""
+        sb = PgCluster.__new__(PgCluster)
+        sb.initdb, sb.pg_ctl, sb.as_root = self.initdb, self.pg_ctl, self.as_root
+        sb.base = Path(tempfile.mkdtemp(prefix="tocsin-pg-standby-"))
+        sb.data, sb.sockets, sb.log = sb.base / "data", sb.base / "sock", sb.base / "server.log"
+        sb.sockets.mkdir()
+        sb.port = _free_port()
+        sb.running = False
+        if sb.as_root:
+            shutil.chown(sb.base, SUPERUSER, SUPERUSER)
+            shutil.chown(sb.sockets, SUPERUSER, SUPERUSER)
+            os.chmod(sb.base, 0o755)
+        basebackup = find_bin("pg_basebackup")
+        if not basebackup:
+            raise PgUnavailable("pg_basebackup not found: install Debian's postgresql package")
+        sb._run([basebackup, "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-D", str(sb.data),
+                 "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"])
+        return sb.start()
+
+    def promote(self) -> None:
+        self._run([self.pg_ctl, "-D", str(self.data), "-w", "-t", "60", "promote"])
+
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)

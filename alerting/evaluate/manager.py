@@ -1,5 +1,12 @@
 """Loads rule groups, runs them on a schedule, keeps alert state across reloads
-and restarts. All fallible work of a reload happens before live state changes."""
+and restarts. All fallible work of a reload happens before live state changes.
+
+In a cluster (docs/cluster.md) only the leader evaluates: its state writes are
+fenced (``fence``: the leader's epoch; a former leader's writes are refused),
+each group waits for every replica to have flushed through its evaluation time
+(``data_ready``), and the state with each rule's health is shared
+(``share_state``) so followers answer /api/v1/rules and /api/v1/alerts from it
+(``sync_from_store``); a new leader starts from it (``adopt_stored_state``)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,7 +17,7 @@ import time as _time
 from dataclasses import dataclass
 
 from alerting.evaluate import examples as trace_examples
-from alerting.evaluate.persist import StatePersister
+from alerting.evaluate.persist import NAMESPACE as STATE_NS, StatePersister
 from alerting.evaluate.rule_eval import eval_alerting, eval_recording, to_alerts
 from alerting.evaluate.schedule import eval_timestamp, group_offset, next_eval
 from alerting.evaluate.state import FIRING, PENDING
@@ -18,11 +25,13 @@ from alerting.rules.compile import AlertingRule, Group, compile_group
 from alerting.rules.loader import load_files
 from collector import cancel
 from collector.query.stale import STALE_NAN
+from collector.store.base import Fenced, apply_documents
 
 log = logging.getLogger("tocsin.rules")
 
 JOB_PREFIX = "tocsin-rule-group:"
 GROUP_THREADS = 64
+HEALTH_NS = "rule_health"   # a cluster's shared rule health, one document per group
 
 
 @dataclass(frozen=True)
@@ -43,7 +52,8 @@ class GroupHealth:
 class RuleManager:
     def __init__(self, store, query, record, notify, metrics, clock=_time.time, external_url: str = "",
                  external_labels: dict | None = None, default_interval: float = 60.0, batch=None,
-                 query_timeout: float = 120.0, exemplars=None):
+                 query_timeout: float = 120.0, exemplars=None, fence=None, data_ready=None,
+                 share_state: bool = False):
         self.query, self.record, self.notify = query, record, notify
         # exemplars(selector, start_s, end_s) -> query_exemplars' answer: example traces for latency pages
         self.exemplars = exemplars
@@ -56,7 +66,10 @@ class RuleManager:
         self.default_interval = default_interval  # for groups without `interval:` (Prometheus's global one)
         self._ext = {"url": external_url, "labels": dict(external_labels or {})}
         self._lock = threading.RLock()
-        self._persist = StatePersister(store)
+        # cluster: fence() -> the leader's epoch (raises Fenced otherwise); data_ready(t) -> (ok, waited s)
+        self.fence, self.data_ready, self.share_state = fence, data_ready, share_state
+        self._store = store
+        self._persist = StatePersister(_FencedKV(store, fence) if fence is not None and store is not None else store)
         self._restored = self._persist.restore()
         self._groups: dict[str, Group] = {}
         self._entries: dict[tuple[str, str], dict] = {}
@@ -92,7 +105,10 @@ class RuleManager:
             self._ghealth = {k: v for k, v in self._ghealth.items() if k in groups}
             self._groups = groups
             self._paths = paths
-            self._persist.forget_rules(keys | set(self._restored))
+            try:
+                self._persist.forget_rules(keys | set(self._restored))
+            except Fenced:
+                pass   # a cluster follower: the leader keeps the shared state
             self._update_alert_gauge()
             if self._scheduler is not None:
                 self._schedule_jobs()
@@ -112,6 +128,8 @@ class RuleManager:
             if t is None:
                 t = eval_timestamp(self.clock(), g.interval, group_offset(g.name, g.interval))
             snapshot = {r.key: self._entries.get((g.name, r.key), {}) for r in g.rules}
+        if self.data_ready is not None and not self._wait_for_data(g.name, t):
+            return []
         started = _time.perf_counter()
         alerts = []   # (rule, alert)
         # The group's own token: its queries stop at the timeout or at shutdown, and
@@ -125,7 +143,7 @@ class RuleManager:
                 live = {(x.name, y.key) for x in self._groups.values() for y in x.rules}
             else:
                 live = None
-            with self._one_write(g.name):
+            with self._one_write(g.name) as buf:
                 for r, res, took in results:
                     key = (g.name, r.key)
                     if live is not None and key not in live:
@@ -135,7 +153,9 @@ class RuleManager:
                         self._entries[key] = res.entries
                         self._save(g.name, r.key, res.entries)
                         alerts.extend((r, a) for a in to_alerts(r, res.entries, self.external_url))
-            self._ghealth[g.name] = GroupHealth(t, _time.perf_counter() - started)
+                self._ghealth[g.name] = GroupHealth(t, _time.perf_counter() - started)
+                if self.share_state and buf is not None:
+                    buf.kv_put_many(HEALTH_NS, {g.name: self._health_doc(g)})
             self._update_alert_gauge()
         # outside the lock: example traces are a store read, and a page never waits on them long
         with cancel.running(cancel.Token(timeout_s=self.query_timeout, what=f"example traces of {name!r}")):
@@ -149,6 +169,59 @@ class RuleManager:
             except Exception:
                 log.exception("notify failed for group %s", g.name)
         return alerts
+
+    def _wait_for_data(self, group: str, t: float) -> bool:
+        """Rules never judge partial data: wait until every live replica has
+        flushed through ``t`` (bounded); past the bound skip this evaluation —
+        the alert state holds — and count it."""
+        ok, waited = self.data_ready(t)
+        if self.metrics is not None:
+            self.metrics.rule_data_wait.labels(group).observe(waited)
+        if ok:
+            return True
+        log.warning("rule group %s: evaluation at %.0f skipped: not every replica has flushed its data through "
+                    "that time after %.1fs (state held)", group, t, waited)
+        if self.metrics is not None:
+            self.metrics.rule_group_skipped.labels(group, "replicas_behind").inc()
+        return False
+
+    def _health_doc(self, g) -> dict:
+        gh = self._ghealth.get(g.name, GroupHealth())
+        return {"last_evaluation": gh.last_evaluation, "evaluation_time": gh.evaluation_time,
+                "rules": {r.key: vars(self._health[(g.name, r.key)]) for r in g.rules
+                          if (g.name, r.key) in self._health}}
+
+    # --- shared state (cluster) ---------------------------------------------------
+    def adopt_stored_state(self) -> None:
+        """A new leader: alert state as the store has it (the former leader's),
+        so `for` timers go on and firing alerts are not paged again."""
+        restored = self._persist.restore()
+        with self._lock:
+            keys = {(g.name, r.key) for g in self._groups.values() for r in g.rules}
+            self._entries = {k: v for k, v in restored.items() if k in keys}
+            self._restored = {k: v for k, v in restored.items() if k not in keys}
+            self._written = {}
+            self._update_alert_gauge()
+
+    def sync_from_store(self) -> None:
+        """A follower: the leader's alert state and rule health, for the API."""
+        if self._store is None:
+            return
+        docs = self._store.kv_list(STATE_NS)
+        health = self._store.kv_list(HEALTH_NS)
+        fresh = StatePersister(_ReadOnly(docs)).restore()
+        with self._lock:
+            keys = {(g.name, r.key) for g in self._groups.values() for r in g.rules}
+            self._entries = {k: v for k, v in fresh.items() if k in keys}
+            for name, doc in health.items():
+                if name not in self._groups:
+                    continue
+                self._ghealth[name] = GroupHealth(float(doc.get("last_evaluation", 0)),
+                                                  float(doc.get("evaluation_time", 0)))
+                for rkey, h in (doc.get("rules") or {}).items():
+                    if (name, rkey) in keys:
+                        self._health[(name, rkey)] = RuleHealth(**h)
+            self._update_alert_gauge()
 
     def _run_rules(self, g, t: float, snapshot: dict) -> list:
         results = []
@@ -195,20 +268,24 @@ class RuleManager:
 
     @contextlib.contextmanager
     def _one_write(self, group: str):
-        """The state documents of a whole group evaluation go to the store in one
-        write, not one per rule."""
+        """The state documents of a whole group evaluation (and, shared, its
+        health) go to the store in one transaction, not one write per rule."""
         store = self._persist.store
         if store is None:
-            yield
+            yield None
             return
         buf = _BufferedKV(store)
         self._persist.store = buf
         try:
-            yield
+            yield buf
         finally:
             self._persist.store = store
             try:
                 buf.flush()
+            except Fenced as e:   # no longer the leader: the new one owns the state
+                log.info("alert state of group %s not saved: %s", group, e)
+                self._persist._written = {k: v for k, v in self._persist._written.items()
+                                          if not k.startswith(f"{group}\x1f")}
             except Exception:  # the store is down: alerting goes on, state is rewritten next time
                 log.exception("could not persist alert state of group %s", group)
                 self._persist._written = {k: v for k, v in self._persist._written.items()
@@ -314,6 +391,18 @@ class RuleManager:
     def rule_entries(self, group: str, key: str) -> dict:
         return dict(self._entries.get((group, key), {}))
 
+    def firing_alerts(self) -> list:
+        """The firing alerts of the current state, as the notifier receives them."""
+        with self._lock:
+            out = []
+            for g in self._groups.values():
+                for r in g.rules:
+                    if not isinstance(r, AlertingRule):
+                        continue
+                    entries = {fp: e for fp, e in self._entries.get((g.name, r.key), {}).items() if e.state == FIRING}
+                    out.extend(to_alerts(r, entries, self.external_url))
+            return out
+
     def active(self) -> list:
         """(rule, entry) for every pending or firing alert."""
         with self._lock:
@@ -323,21 +412,51 @@ class RuleManager:
 
 class _BufferedKV:
     """Collects a StatePersister's writes (keys of one group are all distinct, so
-    puts and deletes commute) and applies them with one put."""
+    puts and deletes commute) and applies them in one transaction."""
 
     def __init__(self, store):
         self._store = store
         self._puts: dict[str, dict] = {}
-        self._deletes: list[tuple[str, str]] = []
+        self._deletes: dict[str, list[str]] = {}
 
     def kv_put_many(self, namespace: str, items: dict) -> None:
         self._puts.setdefault(namespace, {}).update(items)
 
     def kv_delete(self, namespace: str, key: str) -> None:
-        self._deletes.append((namespace, key))
+        self._deletes.setdefault(namespace, []).append(key)
 
     def flush(self) -> None:
-        for namespace, items in self._puts.items():
-            self._store.kv_put_many(namespace, items)
-        for namespace, key in self._deletes:
-            self._store.kv_delete(namespace, key)
+        if self._puts or self._deletes:
+            if isinstance(self._store, _FencedKV):
+                self._store.kv_apply(self._puts, self._deletes)
+            else:
+                apply_documents(self._store, self._puts, self._deletes)
+
+
+class _FencedKV:
+    """The store as the cluster leader writes it: every write checks the epoch."""
+
+    def __init__(self, store, fence):
+        self._store, self._fence = store, fence
+
+    def kv_list(self, namespace: str) -> dict:
+        return self._store.kv_list(namespace)
+
+    def kv_put_many(self, namespace: str, items: dict) -> None:
+        self.kv_apply({namespace: items}, {})
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        self.kv_apply({}, {namespace: [key]})
+
+    def kv_apply(self, puts: dict, deletes: dict) -> None:
+        apply_documents(self._store, puts, deletes, fence=self._fence())
+
+
+class _ReadOnly:
+    """Documents already read, for StatePersister.restore."""
+
+    def __init__(self, docs: dict):
+        self._docs = docs
+
+    def kv_list(self, namespace: str) -> dict:
+        return self._docs

@@ -291,8 +291,15 @@ def routes(ctx) -> list[Route]:
     async def status(request: Request) -> Response:
         import collector
         version = getattr(collector, "__version__", "0.0.0")
+        node = getattr(ctx, "cluster", None)
+        if node is None:
+            cluster = {"name": "", "status": "disabled", "peers": []}
+        else:   # the replicas as this one last read them from the heartbeat table (docs/cluster.md)
+            live = node.membership.live()
+            cluster = {"name": node.replica, "status": "ready" if live else "settling",
+                       "peers": [{"name": r.replica, "address": r.address} for r in live]}
         return JSONResponse({
-            "cluster": {"name": "", "status": "disabled", "peers": []},
+            "cluster": cluster,
             "versionInfo": {"version": version, "revision": "", "branch": "", "buildUser": "", "buildDate": "",
                             "goVersion": ""},
             "config": {"original": config_yaml(notifier().config)},

@@ -1,8 +1,10 @@
 """The notification log: per group key, receiver and integration, what was last
 notified (firing and resolved fingerprints, when) and what the integration keeps
-about it (e.g. a Slack message ts). Written when a notification is queued, so a
-restart never queues the same notification twice; persisted in the store
-namespace ``nflog``."""
+about it (e.g. a Slack message ts). Written when a notification is queued, in
+the same transaction as its outbox entry (``Notifier._flush``), so a restart never
+queues the same notification twice nor loses one; persisted in the store
+namespace ``nflog``. ``entry``/``with_state`` build entries, ``remember`` keeps
+one in memory once the transaction that wrote it has committed."""
 from __future__ import annotations
 
 import threading
@@ -42,22 +44,26 @@ class NotificationLog:
     def get(self, key: str) -> Entry | None:
         return self._entries.get(key)
 
-    def log(self, key: str, firing: frozenset[str], resolved: frozenset[str], now: float) -> Entry:
-        with self._lock:
-            old = self._entries.get(key)
-            e = Entry(firing, resolved, now, dict(old.state) if old else {})
-            self._store.kv_put(NAMESPACE, key, e.to_store())
-            self._entries[key] = e
-            return e
+    def entry(self, key: str, firing: frozenset[str], resolved: frozenset[str], now: float) -> Entry:
+        """The entry that logs a notification of ``firing``/``resolved`` now (not stored yet)."""
+        old = self._entries.get(key)
+        return Entry(firing, resolved, now, dict(old.state) if old else {})
 
-    def update_state(self, key: str, updates: dict[str, Any]) -> None:
+    def with_state(self, key: str, updates: dict[str, Any]) -> Entry | None:
+        """The entry with the integration's updates merged (not stored yet)."""
+        old = self._entries.get(key)
+        return None if old is None else replace(old, state={**old.state, **updates})
+
+    def remember(self, key: str, e: Entry) -> None:
         with self._lock:
-            old = self._entries.get(key)
-            if old is None:
-                return
-            e = replace(old, state={**old.state, **updates})
-            self._store.kv_put(NAMESPACE, key, e.to_store())
             self._entries[key] = e
+
+    def log(self, key: str, firing: frozenset[str], resolved: frozenset[str], now: float) -> Entry:
+        """Build, store and remember an entry (its own transaction)."""
+        e = self.entry(key, firing, resolved, now)
+        self._store.kv_put(NAMESPACE, key, e.to_store())
+        self.remember(key, e)
+        return e
 
     def gc(self, now: float) -> None:
         with self._lock:

@@ -1,11 +1,17 @@
 """The notification pipeline, wired (after Alertmanager's ``cmd/alertmanager``):
 
   submit → dispatch (route tree, aggregation groups) → at each due flush:
-  inhibit → silence → dedup against the nflog → queue in the outbox (and log it)
-  → deliver with retry (``deliver``) → remember what the integration returned.
+  inhibit → silence → dedup against the nflog → queue in the outbox and log it
+  (one transaction) → deliver with retry (``deliver``) → remember what the
+  integration returned (in the transaction of the send's claim, ``claim.py``).
 
 ``tick(now)`` does one round and is what tests call; ``start()`` runs it every
-second on a background thread."""
+second on a background thread.
+
+In a cluster (docs/cluster.md) only the leader runs it: ``fence`` gives its
+epoch (or raises ``Fenced``), and every write of the pipeline is a transaction
+that checks it; alerts posted to any replica's Alertmanager API reach it
+through the store (``posted.py``)."""
 from __future__ import annotations
 
 import logging
@@ -18,6 +24,9 @@ from dataclasses import replace
 
 from alerting.model import Alert
 
+from collector.store.base import Fenced, StoreUnavailable
+
+from . import claim
 from .config import NotifyConfig
 from .dedup import needs_update, notified_resolved
 from .deliver import Deliverer
@@ -25,8 +34,9 @@ from .groups import Dispatcher, GroupSnapshot
 from .inhibit import Inhibitor
 from .integrations import build_integrations
 from .links import trace_link
-from .nflog import NotificationLog, log_key
-from .outbox import Outbox
+from .nflog import NAMESPACE as NFLOG, NotificationLog, log_key
+from .outbox import NAMESPACE as OUTBOX, Outbox
+from .posted import PostedAlerts
 from .retry import RetryPolicy
 from .routing import build_tree
 from .silences import Silences
@@ -39,10 +49,20 @@ log = logging.getLogger(__name__)
 GC_EVERY = 3600.0
 
 
+def _claim_hold(integrations) -> float:
+    """How long a claimed send may keep its transaction idle: the slowest
+    integration's HTTP timeout and a margin. A leader frozen mid-send holds its
+    entry this long before PostgreSQL ends the transaction and the next leader
+    may send it (docs/cluster.md: the duplicate window)."""
+    timeouts = [float(getattr(getattr(i, "cfg", None), "timeout", 0.0) or 0.0) for i in integrations]
+    return max(timeouts, default=0.0) + 5.0
+
+
 class Notifier:
     def __init__(self, config: NotifyConfig, store, metrics, clock: Callable[[], float] = time.time, *,
                  environ: dict[str, str] | None = None, retry_policy: RetryPolicy | None = None,
-                 rng: random.Random | None = None, stale_after: float = 900.0, interval: float = 1.0):
+                 rng: random.Random | None = None, stale_after: float = 900.0, interval: float = 1.0,
+                 fence: Callable[[], int] | None = None, shared_posts: bool = False):
         # Everything that can fail (secrets, clients) happens before any state exists.
         self._integrations: dict[str, list[Integration]] = build_integrations(config, environ)
         tree = build_tree(config.route)
@@ -55,7 +75,13 @@ class Notifier:
         self.intervals = IntervalSet(config.time_intervals)
         self.dispatcher = Dispatcher(tree)
         lanes = {f"{r}/{i.name}": i for r, items in self._integrations.items() for i in items}
-        self.deliverer = Deliverer(self.outbox, self.nflog, lanes, metrics, retry_policy, rng)
+        # fence: the cluster leader's epoch (raises Fenced when not the leader); None in one process
+        self._fence = fence
+        claims = claim.FencedClaims(store, fence, hold_s=_claim_hold(lanes.values())) if fence is not None \
+            else claim.LocalClaims(store)
+        self.deliverer = Deliverer(self.outbox, self.nflog, lanes, metrics, retry_policy, rng, claims=claims)
+        # shared_posts: alerts posted to /api/v2/alerts go through the store to every replica (cluster)
+        self.posted_store = PostedAlerts(store) if shared_posts else None
         self._firing: dict[str, tuple[Alert, float]] = {}  # fingerprint -> (alert, last seen): inhibition sources
         # alerts posted to /api/v2/alerts (a Prometheus server): fingerprint -> (alert, resolves at, updated at)
         self._posted: dict[str, tuple[Alert, float, float]] = {}
@@ -63,6 +89,7 @@ class Notifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_gc = 0.0
+        self._store_down = False
         metrics.notification_queue.set(len(self.outbox))
 
     # -- input -------------------------------------------------------------
@@ -85,7 +112,23 @@ class Notifier:
         """Alerts from outside (Alertmanager's API v2), each with the time it
         resolves by itself (its endsAt) unless posted again, as Prometheus does
         every minute. One already in the past is a resolve. Like Alertmanager,
-        an alert that is still firing keeps its first startsAt."""
+        an alert that is still firing keeps its first startsAt. In a cluster they
+        are written to the store first, and every replica takes them from there
+        (``sync_posted``), the leader into its pipeline."""
+        alerts = list(alerts)
+        if self.posted_store is not None:
+            self.posted_store.publish(alerts, self.clock())
+        self.adopt(alerts)
+
+    def sync_posted(self) -> None:
+        """Take alerts posted to any replica from the store (cluster)."""
+        if self.posted_store is not None:
+            self.adopt(self.posted_store.changed(), shared=True)
+
+    def adopt(self, alerts: Iterable[tuple[Alert, float]], shared: bool = False) -> None:
+        """``shared``: they come from the store, where another replica put them;
+        a resolve of one this process never saw firing is still passed on (the
+        notification log decides whether anyone was told of it)."""
         now = self.clock()
         with self._lock:
             for a, ends in alerts:
@@ -94,7 +137,7 @@ class Notifier:
                 if old is not None and old[0].starts_at and a.starts_at > old[0].starts_at and old[1] > now:
                     a = replace(a, starts_at=old[0].starts_at)
                 if ends <= now:
-                    if old is None and fp not in self._firing:
+                    if old is None and fp not in self._firing and not shared:
                         continue   # a resolve of something never seen firing: nothing to tell
                     self._posted.pop(fp, None)
                     self._firing.pop(fp, None)
@@ -103,6 +146,19 @@ class Notifier:
                 a = replace(a, state="firing", ends_at=0.0)
                 self._posted[fp] = (a, ends, now)
                 self._firing[fp] = (a, now)
+                self.dispatcher.insert(a, now)
+
+    def mirror(self, firing: Iterable[Alert]) -> None:
+        """A cluster follower shows the leader's view: the firing alerts of the
+        shared rule state replace those of its own (it evaluates nothing), and
+        the aggregation groups are rebuilt from them for the API."""
+        now = self.clock()
+        with self._lock:
+            self._firing = {fp: v for fp, v in self._firing.items() if fp in self._posted}
+            for a in firing:
+                self._firing.setdefault(a.fingerprint, (a, now))
+            self.dispatcher = Dispatcher(self.dispatcher.tree)
+            for a, _ in self._firing.values():
                 self.dispatcher.insert(a, now)
 
     # -- what the API shows ----------------------------------------------------
@@ -139,17 +195,42 @@ class Notifier:
     def tick(self, now: float | None = None) -> int:
         """Flush due groups, then deliver what is due; returns notifications delivered."""
         now = self.clock() if now is None else now
-        with self._lock:
-            self._resolve_stale(now)
-            for g in self.dispatcher.due(now):
-                snap = g.snapshot()
-                self._flush(snap, now)
-                self.dispatcher.done(g, snap, now)
-            if now - self._last_gc >= GC_EVERY:
-                self._last_gc = now
-                self.nflog.gc(now)
-                self.silences.gc(now)
-        return self.deliverer.run(now)
+        try:
+            with self._lock:
+                self._resolve_stale(now)
+                for g in self.dispatcher.due(now):
+                    snap = g.snapshot()
+                    self._flush(snap, now)
+                    self.dispatcher.done(g, snap, now)
+                if now - self._last_gc >= GC_EVERY and self._fenced_ok():
+                    self._last_gc = now
+                    self.nflog.gc(now)
+                    self.silences.gc(now)
+                    if self.posted_store is not None:
+                        self.posted_store.gc(now)
+            delivered = self.deliverer.run(now)
+            self._store_down = False
+            return delivered
+        except Fenced as e:
+            # a former leader: the new one queues and sends; nothing here was written
+            log.info("notify: not sending: %s", e)
+            return 0
+        except StoreUnavailable as e:
+            # nothing was queued or recorded; due groups and the outbox are tried again next round
+            if not self._store_down:
+                log.warning("notify: the store is unavailable, notifications wait: %s", e)
+            self._store_down = True
+            return 0
+
+    def _fence_value(self) -> int | None:
+        return self._fence() if self._fence is not None else None
+
+    def _fenced_ok(self) -> bool:
+        try:
+            self._fence_value()
+            return True
+        except Fenced:
+            return False
 
     def _resolve_stale(self, now: float) -> None:
         # An alert the evaluator stopped reporting (rule removed) would fire forever;
@@ -185,15 +266,56 @@ class Notifier:
                                 resend_while_firing=integ.resend_while_firing):
                 continue
             send_resolved = tuple(a for a in resolved if a.fingerprint in resolved_fps) if integ.send_resolved else ()
-            self.nflog.log(key, firing_fps, resolved_fps, now)
-            if not firing and not send_resolved:
+            entry = self.nflog.entry(key, firing_fps, resolved_fps, now)
+            puts = {NFLOG: {key: entry.to_store()}}
+            p = None
+            if firing or send_resolved:
+                n = Notification(id=uuid.uuid4().hex, receiver=snap.route.receiver, integration=integ.name,
+                                 group_key=snap.key, group_labels=snap.labels, firing=tuple(firing),
+                                 resolved=send_resolved, created_at=now, group_interval=snap.route.group_interval,
+                                 external_url=self.config.external_url)
+                p = self.outbox.new(n, key, now, deadline=now + self.config.resolve_max_age)
+                puts[OUTBOX] = {p.key: p.to_store()}
+            # the log entry and the queued notification: both or neither (a crash between
+            # two writes would otherwise log a notification that is never sent)
+            claim.apply(self.store, puts, {}, fence=self._fence_value())
+            self.nflog.remember(key, entry)
+            if p is None:
                 continue
-            n = Notification(id=uuid.uuid4().hex, receiver=snap.route.receiver, integration=integ.name,
-                             group_key=snap.key, group_labels=snap.labels, firing=tuple(firing),
-                             resolved=send_resolved, created_at=now, group_interval=snap.route.group_interval,
-                             external_url=self.config.external_url)
-            self.outbox.add(n, key, now, deadline=now + self.config.resolve_max_age)
-            log.debug("notify: queued %s notification for %s to %s/%s", n.status, snap.key, n.receiver, integ.name)
+            self.outbox.remember(p)
+            log.debug("notify: queued %s notification for %s to %s/%s", p.notification.status, snap.key,
+                      snap.route.receiver, integ.name)
+
+    # -- the cluster's last resort ----------------------------------------------
+    def send_direct(self, alerts: list[Alert]) -> int:
+        """Send alerts now, through the routes they match, without the outbox,
+        the notification log or retries: for a replica that must say the cluster
+        cannot page (no leader, PostgreSQL unreachable), when the pipeline that
+        would send it is what is broken. Returns the messages delivered."""
+        from .groups import group_key
+
+        now = self.clock()
+        sent = 0
+        for a in alerts:
+            for route in self.dispatcher.tree.match(a.labels):
+                labels = route.group_labels(a.labels)
+                for integ in self._integrations[route.receiver]:
+                    if a.resolved and not integ.send_resolved:
+                        continue
+                    n = Notification(id=uuid.uuid4().hex, receiver=route.receiver, integration=integ.name,
+                                     group_key=group_key(route, labels), group_labels=labels,
+                                     firing=() if a.resolved else (a,), resolved=(a,) if a.resolved else (),
+                                     created_at=now, group_interval=route.group_interval,
+                                     external_url=self.config.external_url)
+                    try:
+                        integ.notify(n, {})
+                        sent += 1
+                        log.warning("notify: sent %s %s directly to %s/%s (the pipeline cannot send it)",
+                                    n.status, a.name, route.receiver, integ.name)
+                    except Exception as e:   # nothing else to fall back on: say so
+                        log.error("notify: could not send %s %s directly to %s/%s: %s", n.status, a.name,
+                                  route.receiver, integ.name, e)
+        return sent
 
     # -- test message --------------------------------------------------------
     def send_test(self, receiver_name: str) -> dict[str, str | None]:

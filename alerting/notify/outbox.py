@@ -1,6 +1,10 @@
 """Notifications queued but not yet delivered, persisted in the store namespace
 ``outbox`` so a restart still delivers them. Entries of one lane (a receiver's
-integration, i.e. one channel or service) are delivered in the order queued."""
+integration, i.e. one channel or service) are delivered in the order queued.
+
+Writes go through the caller's transaction: ``new`` builds an entry that the
+notifier stores together with its notification-log entry, ``remember``/``forget``
+update this in-memory view once that transaction has committed."""
 from __future__ import annotations
 
 import threading
@@ -46,13 +50,28 @@ class Outbox:
         self._items = {p.seq: p for p in (Pending.from_store(v) for v in store.kv_list(NAMESPACE).values())}
         self._next_seq = max(self._items, default=0) + 1
 
-    def add(self, n: Notification, log_key: str, now: float, deadline: float) -> Pending:
+    def new(self, n: Notification, log_key: str, now: float, deadline: float) -> Pending:
+        """A new entry with the next sequence number (not stored yet)."""
         with self._lock:
             p = Pending(self._next_seq, n, log_key, 0, now, deadline)
             self._next_seq += 1
-            self._store.kv_put(NAMESPACE, p.key, p.to_store())
-            self._items[p.seq] = p
             return p
+
+    def remember(self, p: Pending) -> None:
+        with self._lock:
+            self._items[p.seq] = p
+            self._next_seq = max(self._next_seq, p.seq + 1)
+
+    def forget(self, p: Pending) -> None:
+        with self._lock:
+            self._items.pop(p.seq, None)
+
+    def add(self, n: Notification, log_key: str, now: float, deadline: float) -> Pending:
+        """Build, store and remember an entry (its own transaction)."""
+        p = self.new(n, log_key, now, deadline)
+        self._store.kv_put(NAMESPACE, p.key, p.to_store())
+        self.remember(p)
+        return p
 
     def lanes(self) -> dict[str, list[Pending]]:
         """Pending notifications by lane, oldest first."""

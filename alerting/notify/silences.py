@@ -118,6 +118,12 @@ class Silences:
             self._by_id[s.id] = s
             return s
 
+    def reload(self) -> None:
+        """Read every silence again (a cluster: another replica created or expired one)."""
+        fresh = {k: Silence.from_store(v) for k, v in self._store.kv_list(NAMESPACE).items()}
+        with self._lock:
+            self._by_id = fresh
+
     def get(self, silence_id: str) -> Silence | None:
         return self._by_id.get(silence_id)
 

@@ -15,6 +15,7 @@ def make_api_app(ctx) -> Starlette:
     from alerting.notify.api_v2 import routes as alertmanager_routes
     from collector.api.prom import routes as prom_routes
     from collector.api.status import routes as status_routes
+    from collector.cluster.status import routes as cluster_routes
     from collector.receiver.remote_write import routes as remote_write_routes
 
     async def healthy(_: Request) -> Response:
@@ -34,6 +35,7 @@ def make_api_app(ctx) -> Starlette:
         Route("/-/healthy", healthy, methods=["GET", "HEAD"]),
         Route("/-/ready", ready, methods=["GET", "HEAD"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *cluster_routes(ctx),
         *status_routes(ctx),   # before the query API: its runtimeinfo is the real one
         *prom_routes(ctx),
         *rule_routes(ctx),

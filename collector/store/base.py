@@ -61,6 +61,12 @@ class WriteOutcomeUnknown(StoreUnavailable):
     back before writing the batch again."""
 
 
+class Fenced(StoreError):
+    """A cluster write refused because the writer is no longer the leader: the
+    fencing epoch it holds is not the one in the store (another replica took over).
+    Nothing of the refused transaction was written."""
+
+
 class Store(Protocol):
     resolutions: tuple[int, ...]
 
@@ -98,8 +104,30 @@ class Store(Protocol):
     def kv_get(self, namespace: str, key: str) -> dict[str, Any] | None: ...
     def kv_list(self, namespace: str) -> dict[str, dict[str, Any]]: ...
     def kv_delete(self, namespace: str, key: str) -> None: ...
+    def kv_apply(self, puts: dict[str, dict[str, dict[str, Any]]], deletes: dict[str, list[str]],
+                 fence: int | None = None) -> None:
+        """Puts (namespace -> key -> document) and deletes (namespace -> keys) in
+        one transaction: all or nothing. ``fence``: the writer's leader epoch; the
+        transaction is refused (``Fenced``) unless it is the store's current one
+        (PostgreSQL cluster only)."""
 
     def size_bytes(self) -> int: ...
     def describe(self) -> str:
         """Where the store is, for logs and errors (never a password)."""
     def close(self) -> None: ...
+
+
+def apply_documents(store, puts: dict[str, dict[str, dict[str, Any]]], deletes: dict[str, list[str]],
+                    fence: int | None = None) -> None:
+    """``store.kv_apply`` (one transaction); a store without it (a test double)
+    gets the same writes one by one."""
+    if hasattr(store, "kv_apply"):
+        store.kv_apply(puts, deletes, fence=fence)
+        return
+    if fence is not None:
+        raise StoreError("this store cannot fence writes")
+    for namespace, items in puts.items():
+        store.kv_put_many(namespace, items)
+    for namespace, keys in deletes.items():
+        for key in keys:
+            store.kv_delete(namespace, key)

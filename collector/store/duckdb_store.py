@@ -357,6 +357,25 @@ class DuckDBStore(Maintenance, ExemplarStore):
         finally:
             con.unregister("_kv")
 
+    def kv_apply(self, puts: dict[str, dict[str, dict[str, Any]]], deletes: dict[str, list[str]],
+                 fence: int | None = None) -> None:
+        """Puts and deletes in one transaction (base.Store.kv_apply). One process
+        owns a DuckDB file, so there is no leader to fence."""
+        if fence is not None:
+            raise StoreError("a fenced write needs the PostgreSQL cluster (cluster.enabled)")
+        with self._kv_lock:
+            self._kv.execute("BEGIN")
+            try:
+                for namespace, items in puts.items():
+                    self._kv_put(self._kv, namespace, items)
+                for namespace, keys in deletes.items():
+                    for key in keys:
+                        self._kv.execute("DELETE FROM kv WHERE namespace = ? AND key = ?", [namespace, key])
+                self._kv.execute("COMMIT")
+            except BaseException:
+                self._kv.execute("ROLLBACK")
+                raise
+
     def kv_get(self, namespace: str, key: str) -> dict[str, Any] | None:
         with self._kv_lock:
             rows = self._kv.execute("SELECT value FROM kv WHERE namespace = ? AND key = ?",

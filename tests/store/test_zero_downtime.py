@@ -42,12 +42,17 @@ def _pairs() -> list[tuple[str, str]]:
 
 def previous_head_code(revision: str, dest: Path) -> Path:
     """The source tree whose newest migration is ``revision``'s down-revision:
-    the parent of the commit that added ``revision``'s file."""
+    the parent of the commit that added ``revision``'s file to main. Along the
+    first-parent line, so a migration that arrives by a merge is found at the
+    merge, whose first parent is main before it (a branch's own numbering before
+    the merge never counts)."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.fail("the zero-downtime test needs the git history") if os.environ.get("CI") else \
             pytest.skip("no git history here")
     try:
-        added = _git("log", "--diff-filter=A", "--format=%H", "--", f"{VERSIONS}/{revision}_*.py").split()
+        added = _git("log", "--first-parent", "--diff-merges=first-parent", "--no-renames", "--no-patch",
+                     "--diff-filter=A",
+                     "--format=%H", "--", f"{VERSIONS}/{revision}_*.py").split()
     except subprocess.CalledProcessError as e:
         pytest.fail(f"git log failed: {e.stderr}")
     if not added:

@@ -88,9 +88,34 @@ def _short(reason: str) -> str:
     return reason.rsplit(" failed: ", 1)[1] if " failed: " in reason else reason
 
 
+RECONNECT_MAX_DELAY = 2.0   # seconds between two attempts to reconnect a pooled connection, at most
+
+
+def _cap_pool_backoff() -> None:
+    """psycopg_pool retries a lost connection with a doubling delay and no ceiling:
+    after a 20 s outage the next attempt came up to 16 s after PostgreSQL was back,
+    after an hour's outage an hour later — flushes, the cluster's election and
+    rules waited that long. Cap the delay (the class has no setting for it)."""
+    import psycopg_pool.pool as pool_mod
+    from psycopg_pool.base import AttemptWithBackoff
+
+    if getattr(pool_mod.AttemptWithBackoff, "capped", False):
+        return
+
+    class CappedBackoff(AttemptWithBackoff):
+        capped = True
+
+        def update_delay(self, now: float) -> None:
+            super().update_delay(now)
+            self.delay = min(self.delay, RECONNECT_MAX_DELAY)
+
+    pool_mod.AttemptWithBackoff = CappedBackoff
+
+
 def make_pool(settings: PgSettings):
     from psycopg_pool import ConnectionPool
 
+    _cap_pool_backoff()
     timeout_ms = int(settings.statement_timeout_s * 1000)
 
     def configure(conn: psycopg.Connection) -> None:

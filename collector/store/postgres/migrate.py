@@ -110,6 +110,21 @@ def _engine(dsn: str, connect_kwargs: dict):
                          poolclass=NullPool)
 
 
+def _wait_for_lock(conn, text) -> None:
+    """Take the migration lock, polling with pg_try_advisory_lock. Not
+    pg_advisory_lock: a session waiting inside a statement holds a transaction id,
+    and ``CREATE INDEX CONCURRENTLY`` in the migration of whoever holds the lock
+    waits for every such transaction — a deadlock between two starting replicas."""
+    import time
+
+    while True:
+        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATE_LOCK}).scalar()
+        conn.commit()
+        if got:
+            return
+        time.sleep(0.2)
+
+
 def upgrade(dsn: str, connect_kwargs: dict | None = None, target: str = "head") -> tuple[str | None, str]:
     """Apply pending migrations under the advisory lock; returns (from, to)."""
     from sqlalchemy import text
@@ -117,8 +132,7 @@ def upgrade(dsn: str, connect_kwargs: dict | None = None, target: str = "head") 
     engine = _engine(dsn, connect_kwargs or {})
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATE_LOCK})
-            conn.commit()
+            _wait_for_lock(conn, text)
             try:
                 conn.execute(text(f"SET lock_timeout = '{LOCK_TIMEOUT}'"))
                 conn.commit()

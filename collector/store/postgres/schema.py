@@ -12,8 +12,8 @@ so retention drops whole tables and a read touches only the periods it asks for.
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Float, Integer, LargeBinary, MetaData, PrimaryKeyConstraint,
-                        SmallInteger, Table, Text, func)
+from sqlalchemy import (BigInteger, CheckConstraint, Column, Float, Index, Integer, LargeBinary, MetaData,
+                        PrimaryKeyConstraint, SmallInteger, Table, Text, func, text)
 from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
 
 metadata = MetaData()
@@ -32,7 +32,10 @@ series = Table(
     Column("kind", Text, nullable=False),
     Column("unit", Text),
     Column("help", Text),
-    Column("created", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()))
+    Column("created", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    # the creating transaction (txid_current()): replicas read the series created since they last looked
+    Column("txid", BigInteger, server_default=text("txid_current()")),
+    Index("series_txid_idx", "txid"))
 
 partitions = Table(
     "partitions", metadata,
@@ -98,3 +101,24 @@ exemplars = Table(
     postgresql_partition_by="RANGE (ts)",
     comment="Exemplars: per series, slot and octave the slowest observation with a trace id "
             "(collector/aggregate/exemplars.py); partitioned and kept like the slot-resolution rows.")
+
+cluster_replicas = Table(
+    "cluster_replicas", metadata,
+    Column("replica", Text, primary_key=True),
+    Column("instance", Text, nullable=False),      # random per process start: a second process with one id is refused
+    Column("started_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column("heartbeat_at", TIMESTAMP(timezone=True), nullable=False, server_default=func.now()),
+    Column("flushed_through", TIMESTAMP(timezone=True)),   # everything acknowledged before it is stored
+    Column("address", Text, nullable=False, server_default=""),
+    Column("version", Text, nullable=False, server_default=""),
+    Column("conditions", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    comment="One row per running replica: heartbeat, flush watermark, self-alert conditions.")
+
+cluster_leader = Table(
+    "cluster_leader", metadata,
+    Column("id", SmallInteger, primary_key=True, autoincrement=False),
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
+    Column("replica", Text),
+    Column("since", TIMESTAMP(timezone=True)),
+    CheckConstraint("id = 1", name="cluster_leader_one_row"),
+    comment="The leader and its fencing epoch (incremented at each takeover).")

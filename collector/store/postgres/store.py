@@ -371,6 +371,12 @@ class PostgresStore:
         with self._conn() as conn, conn.cursor() as cur:
             kv.put_many(cur, namespace, items)
 
+    def kv_put_new(self, namespace: str, key: str, value: dict[str, Any]) -> bool:
+        """Write a document only if its key is new: True when this call wrote it
+        (one of several replicas claims something once)."""
+        with self._conn() as conn, conn.cursor() as cur:
+            return kv.put_new(cur, namespace, key, value)
+
     def kv_get(self, namespace: str, key: str) -> dict[str, Any] | None:
         with self._conn() as conn, conn.cursor() as cur:
             return kv.get(cur, namespace, key)
@@ -382,6 +388,35 @@ class PostgresStore:
     def kv_delete(self, namespace: str, key: str) -> None:
         with self._conn() as conn, conn.cursor() as cur:
             kv.delete(cur, namespace, key)
+
+    def kv_apply(self, puts: dict[str, dict[str, dict[str, Any]]], deletes: dict[str, list[str]],
+                 fence: int | None = None) -> None:
+        """Puts and deletes in one transaction; with ``fence``, first checks that it
+        is still the leader's epoch (raises ``Fenced``; see cluster.fence)."""
+        from collector.store.postgres import cluster
+
+        with self.transaction() as cur:
+            if fence is not None:
+                cluster.fence(cur, fence)
+            kv.apply(cur, puts, deletes)
+
+    @contextlib.contextmanager
+    def kv_claim(self, namespace: str, key: str, fence: int, hold_s: float):
+        """One document claimed for the rest of a transaction that also checks the
+        leader's epoch: yields a ``cluster.Claim`` (state claimed / busy / gone,
+        the value, ``apply(puts, deletes)`` to record the outcome), committed when
+        the block ends. ``hold_s``: the server ends the transaction if this process
+        stops (a frozen leader) and leaves it idle this long, so the entry frees."""
+        from collector.store.postgres import cluster
+
+        with self.transaction() as cur:
+            yield cluster.claim(cur, namespace, key, fence, hold_s)
+
+    def cluster(self):
+        """The coordination tables of the cluster (``cluster.ClusterStore``)."""
+        from collector.store.postgres.cluster import ClusterStore
+
+        return ClusterStore(self)
 
     # -- misc -----------------------------------------------------------------
     def size_bytes(self) -> int:
