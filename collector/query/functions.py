@@ -205,6 +205,23 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
     labels, vals, masks = [], [], []
     for h in series:
         cancel.check()
+        if h.mat is None and h.raw is not None and h.win is not None:
+            # Not materialized yet: count, sum and HDR quantiles need no dense bucket matrix.
+            if name in ("histogram_count", "histogram_sum", "histogram_avg"):
+                c, sm, present = H.totals(h.raw, h.win)
+                with np.errstate(all="ignore"):
+                    r = c * h.win.scale if name == "histogram_count" else (
+                        sm * h.win.scale if name == "histogram_sum" else sm / c)
+                labels.append(drop_name(h.labels))
+                vals.append(r)
+                masks.append(present)
+                continue
+            if name == "histogram_quantile" and h.raw.schema == H.HDR:
+                r, present = H.quantile_lazy(h.raw, h.win, args[0].vals, max_cells)
+                labels.append(drop_name(h.labels))
+                vals.append(r)
+                masks.append(present)
+                continue
         m = h.get(max_cells)
         if name == "histogram_quantile":
             r = H.quantile(m, args[0].vals)

@@ -1,0 +1,75 @@
+"""The paths that skip the dense bucket matrix (issue 17) give exactly the
+answers of the dense path: histogram_quantile of HDR series by blocks of keys,
+histogram_count/sum/avg from row totals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from collector.aggregate import hdr
+from collector.query import hist as H
+
+NS = 1_000_000_000
+
+
+def _raw(rnd, n_rows: int, t0: int, spread_keys: int) -> H.HistRaw:
+    ends = np.sort(t0 + rnd.integers(1, 4000, n_rows) * 10 * NS // 10)
+    lens = rnd.integers(0, 40, n_rows)
+    base = rnd.integers(200, 200 + spread_keys, n_rows)
+    keys, cnts = [], []
+    for b, k in zip(base, lens):
+        kk = np.unique(b + rnd.integers(0, 300, k))
+        keys.append(kk)
+        cnts.append(rnd.integers(1, 50, len(kk)))
+    lens = np.array([len(k) for k in keys])
+    keys = np.concatenate(keys).astype(float) if keys else np.zeros(0)
+    cnts = np.concatenate(cnts).astype(float) if cnts else np.zeros(0)
+    counts = np.add.reduceat(cnts, np.r_[0, np.cumsum(lens)[:-1]]) if len(cnts) else np.zeros(n_rows)
+    counts = np.where(lens > 0, counts, 0.0)
+    return H.HistRaw(H.HDR, ends, counts, counts * 0.1, np.ones(n_rows), lens.astype(np.int64), keys, cnts)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("w_s", [None, 60, 300, 3600])
+def test_quantile_lazy_equals_dense(seed, w_s):
+    rnd = np.random.default_rng(seed)
+    t0 = 1_700_000_000 * NS
+    raw = _raw(rnd, 300, t0, 1500 if seed % 2 else 20)
+    T = t0 + np.arange(0, 400 * NS, 7 * NS) + (w_s or 0) * NS // 2
+    win = H.Window(T, None if w_s is None else w_s * NS, 300 * NS, 1.0 / (w_s or 1))
+    for q in (0.0, 0.01, 0.5, 0.95, 0.99, 1.0, -1.0, 2.0, np.nan):
+        qs = np.full(len(T), q)
+        want = H.quantile(H.materialize(raw, win, 10**9), qs)
+        got, present = H.quantile_lazy(raw, win, qs, 10**9)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(present, H.materialize(raw, win, 10**9).present)
+    qs = rnd.random(len(T))
+    np.testing.assert_array_equal(H.quantile_lazy(raw, win, qs, 10**9)[0], H.quantile(H.materialize(raw, win, 10**9), qs))
+
+
+def test_totals_equal_dense():
+    rnd = np.random.default_rng(3)
+    t0 = 1_700_000_000 * NS
+    raw = _raw(rnd, 200, t0, 100)
+    T = t0 + np.arange(0, 400 * NS, 15 * NS)
+    for w in (None, 300 * NS):
+        win = H.Window(T, w, 300 * NS)
+        m = H.materialize(raw, win, 10**9)
+        c, s, p = H.totals(raw, win)
+        np.testing.assert_array_equal(c, m.count)
+        np.testing.assert_array_equal(s, m.sum)
+        np.testing.assert_array_equal(p, m.present)
+
+
+def test_quantile_lazy_block_edges():
+    """Ranks that fall on the last key of a block and the first of the next."""
+    t0 = 1_700_000_000 * NS
+    keys = np.array([31.0, 32.0, 63.0, 64.0, hdr.COUNTS_LEN - 1.0])
+    cnts = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    raw = H.HistRaw(H.HDR, np.array([t0 + 5 * NS]), np.array([5.0]), np.array([1.0]), np.ones(1),
+                    np.array([5]), keys, cnts)
+    T = np.array([t0 + 10 * NS])
+    win = H.Window(T, 60 * NS, 300 * NS)
+    for q in np.linspace(0, 1, 21):
+        qs = np.array([q])
+        assert H.quantile_lazy(raw, win, qs, 10**9)[0][0] == H.quantile(H.materialize(raw, win, 10**9), qs)[0]
