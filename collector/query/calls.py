@@ -105,7 +105,14 @@ def call(ev, node, T):
         return _absent(labels, present, T)
     if name in _HIST_FUNCS:
         fargs = [_scalar(ev, a, T, name) for a in args[:-1]]
-        v = _vec(ev, args[-1], T, name)
+        before = ev.buckets
+        # count, sum and avg never look at their histograms' buckets: rows may be read
+        # without them; a function inside that does look (quantile, ...) turns them back on.
+        ev.buckets = name not in ("histogram_count", "histogram_sum", "histogram_avg")
+        try:
+            v = _vec(ev, args[-1], T, name)
+        finally:
+            ev.buckets = before
         return F.histogram_fn(name, v, fargs, ev.q.max_cells)
     if name in _DATE_FUNCS:
         v = _vec(ev, args[0], T, name) if args else None

@@ -184,6 +184,9 @@ class _Eval:
         self.e = engine
         self.q = q
         self.samples = 0
+        # False while evaluating the argument of histogram_count/_sum/_avg: histogram
+        # rows may then be read without their buckets.
+        self.buckets = True
 
     def check(self) -> None:
         cancel.check()   # the token's deadline (real time) and shutdown; yields the GIL now and then
@@ -253,7 +256,8 @@ class _Eval:
         self.count(n)
         hrows: dict = {}
         if any(x.access != FLOAT for x in sel):
-            hrows, n = L.read_hist(self.e.source, sel, 0, int(times.max()) + 1)
+            hrows, n = L.read_hist(self.e.source, sel, 0, int(times.max()) + 1,
+                                   buckets=self.buckets and any(x.access == HIST for x in sel))
             self.count(n)
         labels, vals, masks, tss, hists = [], [], [], [], []
         win = H.Window(times, None, lb)
@@ -304,7 +308,8 @@ class _Eval:
             lo = int(times.min()) - w - L.MAX_RES_NS if exact else 0
             hrows, n = L.read_hist(self.e.source, sel, lo, int(times.max()) + 1,
                                    int(times.min()) - w if exact else None, self.e.read_cache(),
-                                   L.rollup_resolution(times, w) if exact else None)
+                                   L.rollup_resolution(times, w) if exact else None,
+                                   buckets=self.buckets and any(x.access == HIST for x in sel))
             self.count(n)
         arg = RangeArg([], [], [], times, w, sets)
         win = H.Window(times, w, self.q.lookback_ns, (NS / w) if func == "rate" else 1.0)

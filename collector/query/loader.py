@@ -89,23 +89,28 @@ def _per_series(rows: HistRows) -> dict[int, HistRows]:
 
 
 def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: int | None = None,
-              cache=None, coarsest_res: int | None = None) -> tuple[dict[int, HistRows], int]:
+              cache=None, coarsest_res: int | None = None, buckets: bool = True) -> tuple[dict[int, HistRows], int]:
     """Rows of the selected series starting in [lo_ns, hi_ns); with ``min_end_ns``,
     rows ending at or before it are not needed (the source may skip them); with
     ``coarsest_res``, rolled-up rows up to that resolution give the same answer
     (see ``rollup_resolution``) and the source may read them instead.
-    ``cache`` (a readcache.HistReadCache) shares windowed reads between queries."""
+    ``cache`` (a readcache.HistReadCache) shares windowed reads between queries.
+    ``buckets`` false: only count and sum are needed (the source may leave the
+    bucket lists out: most of the bytes read)."""
     ids = np.array(sorted({e.sid for e in sel if e.access in (HIST, COUNT, SUM)}), np.uint64)
     if not len(ids):
         return {}, 0
 
     def read(want):
-        if min_end_ns is not None and getattr(source, "reads_by_slot_end", False):
-            return source.read_hist(want, lo_ns, hi_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res)
+        if getattr(source, "reads_by_slot_end", False):
+            kw = {} if buckets else {"buckets": False}
+            if min_end_ns is not None:
+                kw.update(min_end_ns=min_end_ns, coarsest_res=coarsest_res)
+            return source.read_hist(want, lo_ns, hi_ns, **kw)
         return source.read_hist(want, lo_ns, hi_ns)
 
     if cache is not None and min_end_ns is not None:
-        shared = cache.get((lo_ns, hi_ns, min_end_ns, coarsest_res), read, PerSeries)
+        shared = cache.get((lo_ns, hi_ns, min_end_ns, coarsest_res, buckets), read, PerSeries)
         if shared is not None:
             out = {int(s): shared[int(s)] for s in ids.tolist() if int(s) in shared}
             return out, sum(len(r) + int(r.offsets[-1]) for r in out.values())

@@ -38,12 +38,14 @@ class LiveSource:
     reads_by_slot_end = True   # read_hist takes min_end_ns (see DataSource)
 
     def read_hist(self, series_ids, start_ns, end_ns, min_end_ns: int | None = None,
-                  coarsest_res: int | None = None) -> HistRows:
+                  coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
+        """``buckets`` false: the caller needs count and sum only (rows may come without buckets)."""
         from collector.aggregate.merge import merge_rows
 
         ids = np.asarray(series_ids, dtype=np.uint64)
         mem, _ = self.aggregator.snapshot(ids, start_ns, end_ns)
-        disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res)
+        kw = {} if buckets else {"buckets": False}
+        disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res, **kw)
         if not len(mem):
             return disk
         # Only stored rows as recent as the slots in memory can be the same slot: merge

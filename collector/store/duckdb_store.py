@@ -275,12 +275,13 @@ class DuckDBStore(Maintenance):
         return out
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
-                  min_end_ns: int | None = None, coarsest_res: int | None = None) -> HistRows:
+                  min_end_ns: int | None = None, coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
         """With ``min_end_ns``, rows whose slot ends at or before it may be left out:
         the start bound is tightened per resolution (a 10 s row cannot end an hour
         after it started), so a query over a short window scans only that window.
         With ``coarsest_res``, rolled-up rows up to that resolution are preferred
-        (see ``_coverage``)."""
+        (see ``_coverage``). With ``buckets`` false the rows come without their
+        buckets (count and sum only: the bucket lists are most of what is read)."""
         ids_np = np.asarray(series_ids, dtype=np.uint64)
         with self._meta:
             coverage = self._coverage(coarsest_res)
@@ -310,16 +311,18 @@ class DuckDBStore(Maintenance):
             groups.append(cur_group)
         parts = []
         for group in groups:
-            parts.append(self._read_hist_group(group, ids_np))
+            parts.append(self._read_hist_group(group, ids_np, buckets))
         return HistRows.concat(parts)
 
-    def _read_hist_group(self, group: list[tuple[str, int, int, int]], ids_np: np.ndarray) -> HistRows:
+    def _read_hist_group(self, group: list[tuple[str, int, int, int]], ids_np: np.ndarray,
+                         buckets: bool = True) -> HistRows:
         cur = self._cursor()
         inline = len(ids_np) <= INLINE_IDS
         where_ids = ("series_id IN (" + ",".join(map(str, ids_np.tolist())) + ")") if inline \
             else "series_id IN (SELECT id FROM _ids)"
+        cols = "idx, cnt, bounds" if buckets else "NULL::INTEGER[] AS idx, NULL::UBIGINT[] AS cnt, NULL::DOUBLE[] AS bounds"
         sql = " UNION ALL ".join(
-            f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, bounds FROM {name} "
+            f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, {cols} FROM {name} "
             f"WHERE ts >= make_timestamp({a // 1000}) AND ts < make_timestamp({b // 1000}) AND {where_ids}"
             for name, a, b, _res in group)
         cancel.check()

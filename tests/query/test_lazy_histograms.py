@@ -73,3 +73,54 @@ def test_quantile_lazy_block_edges():
     for q in np.linspace(0, 1, 21):
         qs = np.array([q])
         assert H.quantile_lazy(raw, win, qs, 10**9)[0][0] == H.quantile(H.materialize(raw, win, 10**9), qs)[0]
+
+
+def test_count_sum_avg_read_without_buckets_give_the_same_answers(tmp_path):
+    """histogram_count/_sum/_avg (and _count/_sum series) read rows without their
+    bucket lists; the answers are those of the full rows, and a quantile nested in
+    their argument still sees the buckets."""
+    from bench import datagen
+    from collector.aggregate.aggregator import Aggregator
+    from collector.model import SeriesCatalog
+    from collector.query.engine import Engine
+    from collector.query.source import LiveSource
+    from collector.store.duckdb_store import DuckDBStore
+
+    end_s = 1_735_776_000
+    store = DuckDBStore(str(tmp_path / "t.duckdb"))
+    p = datagen.make_series(2, 3)
+    datagen.fill(store, p, end_s * NS, 1800)
+    cat = SeriesCatalog()
+    for s in store.load_series():
+        cat.add(s)
+    eng = Engine(LiveSource(store, Aggregator(cat, clock=lambda: end_s * NS)), clock=lambda: float(end_s))
+    calls = []
+    real = store.read_hist
+
+    def spy(*a, **kw):
+        calls.append(kw.get("buckets", True))
+        return real(*a, **kw)
+
+    store.read_hist = spy
+    M = "traces_span_metrics_duration_seconds"
+    for expr, want in [
+        (f"histogram_count(rate({M}[5m]))", f"sum without (le) (rate({M}_count[5m]))"),
+        (f"histogram_sum(increase({M}[10m]))", f"increase({M}_sum[10m])"),
+        (f"histogram_avg(sum by (service_name) (rate({M}[5m])))",
+         f"sum by (service_name) (rate({M}_sum[5m])) / sum by (service_name) (rate({M}_count[5m]))"),
+    ]:
+        calls.clear()
+        got = eng.range(expr, end_s - 900, end_s, 60)
+        assert calls and not any(calls), expr
+        ref = eng.range(want, end_s - 900, end_s, 60)
+        g = {tuple(sorted(d["metric"].items())): d["values"] for d in got.data}
+        r = {tuple(sorted(d["metric"].items())): d["values"] for d in ref.data}
+        assert g.keys() == r.keys() and g
+        for k in g:
+            assert [t for t, _ in g[k]] == [t for t, _ in r[k]]
+            np.testing.assert_allclose([float(v) for _, v in g[k]], [float(v) for _, v in r[k]], rtol=1e-12)
+    calls.clear()
+    nested = eng.instant(f"histogram_count(rate({M}[5m])) * on(service_name, http_route) "
+                         f"histogram_quantile(0.5, rate({M}[5m]))", end_s)
+    assert True in calls and nested.data
+    store.close()

@@ -276,8 +276,9 @@ class PostgresStore:
         return out
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
-                  min_end_ns: int | None = None, coarsest_res: int | None = None) -> HistRows:
-        """As DuckDBStore.read_hist (``min_end_ns``, ``coarsest_res`` included)."""
+                  min_end_ns: int | None = None, coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
+        """As DuckDBStore.read_hist (``min_end_ns``, ``coarsest_res`` included; ``buckets``
+        is a hint only: the rows come with their buckets)."""
         ids = codec.to_signed(np.unique(np.asarray(series_ids, dtype=np.uint64)))
         if not len(ids):
             return HistRows.empty()
