@@ -25,9 +25,10 @@ class DataSource(Protocol):
 class LiveSource:
     """Store + in-memory aggregator."""
 
-    def __init__(self, store, aggregator):
+    def __init__(self, store, aggregator, head=None):
         self.store = store
         self.aggregator = aggregator
+        self.head = head   # collector.query.head.Head: recent slots in memory, or None
         self.catalog = aggregator.catalog
         self.sync = None   # receiver workers: called once per query, before it reads (read your writes)
 
@@ -44,8 +45,16 @@ class LiveSource:
 
         ids = np.asarray(series_ids, dtype=np.uint64)
         mem, _ = self.aggregator.snapshot(ids, start_ns, end_ns)
-        kw = {} if buckets else {"buckets": False}
-        disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res, **kw)
+        disk = None
+        if self.head is not None:
+            # Rows ending at or before min_end are not needed: those of the head's slot
+            # start after min_end - slot. The head answers when it holds all the rest.
+            a = start_ns if min_end_ns is None else max(start_ns, min_end_ns - self.head.slot_ns + 1)
+            disk = self.head.read_hist(ids, a, end_ns)
+        if disk is None:
+            kw = {} if buckets else {"buckets": False}
+            disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res,
+                                        **kw)
         if not len(mem):
             return disk
         # Only stored rows as recent as the slots in memory can be the same slot: merge
