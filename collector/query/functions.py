@@ -203,6 +203,18 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
     if name in ("histogram_quantile", "histogram_fraction") and len(v.labels):
         series += _classic(v, name)
     labels, vals, masks = [], [], []
+    if name == "histogram_quantile" and S == 1 and len(series) > 1:
+        # Many series at one time (rule groups, instant queries): vectorized across them.
+        lazy = [h for h in series if h.mat is None and h.raw is not None and h.raw.schema == H.HDR
+                and h.win is not None]
+        if len(lazy) > 1 and all(h.win is lazy[0].win for h in lazy):
+            r, present = H.quantile_instant_many([h.raw for h in lazy], lazy[0].win, float(args[0].vals[0]))
+            for i, h in enumerate(lazy):
+                labels.append(drop_name(h.labels))
+                vals.append(r[i:i + 1])
+                masks.append(present[i:i + 1])
+            done = {id(h) for h in lazy}
+            series = [h for h in series if id(h) not in done]
     for h in series:
         cancel.check()
         if h.mat is None and h.raw is not None and h.win is not None:

@@ -193,6 +193,60 @@ def quantile_lazy(raw: HistRaw, win: Window, q: np.ndarray, max_cells: int) -> t
     return np.where(ok & np.isnan(q), np.nan, out), present
 
 
+def quantile_instant_many(raws: list[HistRaw], win: Window, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """histogram_quantile at one evaluation time of many HDR series not yet
+    materialized (a rule group's or an instant query's), vectorized across them:
+    (values, present) per series, the answers of ``quantile(materialize(...))``.
+    Entries of the rows in the window are sorted by (series, key) once; a running
+    sum over all of them, less each series' base, finds every series' rank with one
+    binary search."""
+    G = len(raws)
+    T = int(win.T[0])
+    out = np.full(G, np.nan)
+    if not G:
+        return out, np.zeros(0, bool)
+    ends = np.concatenate([r.row_end for r in raws])
+    live = np.concatenate([r.row_live for r in raws])
+    lens = np.concatenate([r.row_len for r in raws])
+    nrows = np.array([len(r.row_end) for r in raws])
+    row_g = np.repeat(np.arange(G), nrows)
+    lo = T - (win.w_ns if win.w_ns is not None else win.lookback_ns)
+    inw = (ends > lo) & (ends <= T)
+    present = np.bincount(row_g[inw], weights=live[inw], minlength=G) > 0
+    counted = inw if win.w_ns is not None else ends <= T       # no window: everything up to T
+    ent_in = np.repeat(counted, lens)
+    key = np.concatenate([r.ent_key for r in raws])[ent_in].astype(np.int64)
+    cnt = np.concatenate([r.ent_cnt for r in raws])[ent_in]
+    ent_g = np.repeat(row_g, lens)[ent_in]
+    if not len(key):
+        return out, present
+    comp = ent_g * hdr.COUNTS_LEN + key
+    u, inv = np.unique(comp, return_inverse=True)
+    per = np.bincount(inv, weights=cnt, minlength=len(u))
+    ug = u // hdr.COUNTS_LEN
+    run = np.cumsum(per)
+    first = np.searchsorted(ug, np.arange(G), "left")
+    last = np.searchsorted(ug, np.arange(G), "right")
+    has = last > first
+    base = np.where(first > 0, run[np.maximum(first - 1, 0)], 0.0)
+    total = np.where(has, run[np.maximum(last - 1, 0)] - base, 0.0)
+    ok = present & has & (total > 0) & (win.scale > 0)
+    rank = np.maximum(1.0, np.ceil(np.round(q * total, 9)))
+    # First entry of the series whose running count reaches the rank (within 1e-9, as quantile()).
+    pos = np.searchsorted(run, base + rank - 1e-9, "left")
+    pos = np.clip(pos, first, np.maximum(last - 1, first))
+    pos = np.minimum(pos, len(u) - 1)
+    val = hdr.mid_seconds(u[pos] % hdr.COUNTS_LEN)
+    out = np.where(ok, val, np.nan)
+    if q < 0:
+        out = np.where(ok, -math.inf, out)
+    elif q > 1:
+        out = np.where(ok, math.inf, out)
+    elif math.isnan(q):
+        out = np.where(ok, np.nan, out)
+    return out, present
+
+
 @dataclass
 class HSeries:
     labels: dict[str, str]

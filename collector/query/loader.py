@@ -109,6 +109,16 @@ def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: in
             return source.read_hist(want, lo_ns, hi_ns, **kw)
         return source.read_hist(want, lo_ns, hi_ns)
 
+    in_memory = getattr(source, "in_memory", None)
+    if cache is not None and in_memory is not None and min_end_ns is not None and in_memory(lo_ns, min_end_ns):
+        # The head holds the window: read just these series (cheaper than all of them),
+        # once per batch; rows with buckets serve a read that needs none as well.
+        key = (ids.tobytes(), lo_ns, hi_ns, min_end_ns, coarsest_res)
+        got = cache.memo.get(key + (True,)) or cache.memo.get(key + (buckets,))
+        if got is None:
+            got = cache.memo[key + (buckets,)] = PerSeries(read(ids))
+        out = {int(s): got[int(s)] for s in ids.tolist() if int(s) in got}
+        return out, sum(len(r) + int(r.offsets[-1]) for r in out.values())
     if cache is not None and min_end_ns is not None:
         shared = cache.get((lo_ns, hi_ns, min_end_ns, coarsest_res, buckets), read, PerSeries)
         if shared is not None:

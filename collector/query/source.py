@@ -38,6 +38,13 @@ class LiveSource:
 
     reads_by_slot_end = True   # read_hist takes min_end_ns (see DataSource)
 
+    def in_memory(self, start_ns: int, min_end_ns: int | None) -> bool:
+        """Whether a read of rows from ``start_ns`` (ending after ``min_end_ns``) is answered from the head."""
+        if self.head is None:
+            return False
+        a = start_ns if min_end_ns is None else max(start_ns, min_end_ns - self.head.slot_ns + 1)
+        return self.head.covers(a)
+
     def read_hist(self, series_ids, start_ns, end_ns, min_end_ns: int | None = None,
                   coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
         """``buckets`` false: the caller needs count and sum only (rows may come without buckets)."""

@@ -13,6 +13,9 @@ NS = 1_000_000_000
 
 
 def _raw(rnd, n_rows: int, t0: int, spread_keys: int) -> H.HistRaw:
+    if n_rows == 0:
+        z = np.zeros(0)
+        return H.HistRaw(H.HDR, z.astype(np.int64), z, z, z, z.astype(np.int64), z, z)
     ends = np.sort(t0 + rnd.integers(1, 4000, n_rows) * 10 * NS // 10)
     lens = rnd.integers(0, 40, n_rows)
     base = rnd.integers(200, 200 + spread_keys, n_rows)
@@ -24,8 +27,7 @@ def _raw(rnd, n_rows: int, t0: int, spread_keys: int) -> H.HistRaw:
     lens = np.array([len(k) for k in keys])
     keys = np.concatenate(keys).astype(float) if keys else np.zeros(0)
     cnts = np.concatenate(cnts).astype(float) if cnts else np.zeros(0)
-    counts = np.add.reduceat(cnts, np.r_[0, np.cumsum(lens)[:-1]]) if len(cnts) else np.zeros(n_rows)
-    counts = np.where(lens > 0, counts, 0.0)
+    counts = np.bincount(np.repeat(np.arange(n_rows), lens), weights=cnts, minlength=n_rows)
     return H.HistRaw(H.HDR, ends, counts, counts * 0.1, np.ones(n_rows), lens.astype(np.int64), keys, cnts)
 
 
@@ -124,3 +126,19 @@ def test_count_sum_avg_read_without_buckets_give_the_same_answers(tmp_path):
                          f"histogram_quantile(0.5, rate({M}[5m]))", end_s)
     assert True in calls and nested.data
     store.close()
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("w_s", [None, 60, 300])
+def test_quantile_instant_many_equals_dense(seed, w_s):
+    rnd = np.random.default_rng(100 + seed)
+    t0 = 1_700_000_000 * NS
+    raws = [_raw(rnd, int(rnd.integers(0, 40)), t0, 1500 if k % 2 else 30) for k in range(25)]
+    T = np.array([t0 + int(rnd.integers(0, 400)) * NS])
+    win = H.Window(T, None if w_s is None else w_s * NS, 120 * NS, 1.0 / (w_s or 1))
+    for q in (0.0, 0.01, 0.5, 0.95, 0.999, 1.0, -1.0, 2.0, np.nan, float(rnd.random())):
+        got, present = H.quantile_instant_many(raws, win, q)
+        for i, raw in enumerate(raws):
+            m = H.materialize(raw, win, 10**9)
+            np.testing.assert_array_equal(got[i:i + 1], H.quantile(m, np.array([q])))
+            assert present[i] == m.present[0]
