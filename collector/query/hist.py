@@ -193,6 +193,9 @@ def quantile_lazy(raw: HistRaw, win: Window, q: np.ndarray, max_cells: int) -> t
     return np.where(ok & np.isnan(q), np.nan, out), present
 
 
+DENSE_KEYS_MAX = 4_000_000
+
+
 def quantile_instant_many(raws: list[HistRaw], win: Window, q: float) -> tuple[np.ndarray, np.ndarray]:
     """histogram_quantile at one evaluation time of many HDR series not yet
     materialized (a rule group's or an instant query's), vectorized across them:
@@ -221,8 +224,13 @@ def quantile_instant_many(raws: list[HistRaw], win: Window, q: float) -> tuple[n
     if not len(key):
         return out, present
     comp = ent_g * hdr.COUNTS_LEN + key
-    u, inv = np.unique(comp, return_inverse=True)
-    per = np.bincount(inv, weights=cnt, minlength=len(u))
+    if G * hdr.COUNTS_LEN <= DENSE_KEYS_MAX:   # counting beats sorting while the key space is small
+        per = np.bincount(comp, weights=cnt, minlength=G * hdr.COUNTS_LEN)
+        u = np.nonzero(per)[0]
+        per = per[u]
+    else:
+        u, inv = np.unique(comp, return_inverse=True)
+        per = np.bincount(inv, weights=cnt, minlength=len(u))
     ug = u // hdr.COUNTS_LEN
     run = np.cumsum(per)
     first = np.searchsorted(ug, np.arange(G), "left")
@@ -263,6 +271,8 @@ class HSeries:
 def merge_series(series: list[HSeries], labels: dict[str, str], max_cells: int) -> HSeries:
     """The exact sum of histograms (HDR counts add bucket by bucket)."""
     lazy = [s for s in series if s.mat is None and s.win is not None and s.win.w_ns is not None]
+    if len(series) == 1 and lazy:
+        return HSeries(labels, series[0].raw, series[0].win)
     if len(lazy) == len(series) and len({id(s.win) for s in series}) == 1:
         return HSeries(labels, HistRaw.concat([s.raw for s in series]), series[0].win)
     mats = [s.get(max_cells) for s in series]

@@ -142,3 +142,17 @@ def test_quantile_instant_many_equals_dense(seed, w_s):
             m = H.materialize(raw, win, 10**9)
             np.testing.assert_array_equal(got[i:i + 1], H.quantile(m, np.array([q])))
             assert present[i] == m.present[0]
+
+
+def test_quantile_instant_many_sorting_path(monkeypatch):
+    """Past DENSE_KEYS_MAX the (series, key) pairs are sorted instead of counted: same answers."""
+    rnd = np.random.default_rng(7)
+    t0 = 1_700_000_000 * NS
+    raws = [_raw(rnd, int(rnd.integers(0, 30)), t0, 800) for _ in range(12)]
+    win = H.Window(np.array([t0 + 300 * NS]), 300 * NS, 300 * NS, 1 / 300)
+    dense = [H.quantile_instant_many(raws, win, q) for q in (0.5, 0.9, 0.99)]
+    monkeypatch.setattr(H, "DENSE_KEYS_MAX", 0)
+    for q, (v, p) in zip((0.5, 0.9, 0.99), dense):
+        v2, p2 = H.quantile_instant_many(raws, win, q)
+        np.testing.assert_array_equal(v, v2)
+        np.testing.assert_array_equal(p, p2)
