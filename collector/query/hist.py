@@ -29,8 +29,8 @@ class HistRaw:
     row_sum: np.ndarray    # float64
     row_live: np.ndarray   # float64: 1 for a stored slot, 0 for padding rows (custom bounds)
     row_len: np.ndarray    # int64: entries per row; entries are in row order
-    ent_key: np.ndarray    # float64
-    ent_cnt: np.ndarray    # float64
+    ent_key: np.ndarray    # HDR: the rows' int32 indices as they are; custom: float64 upper bounds
+    ent_cnt: np.ndarray    # HDR: int64 counts; custom: float64
 
     @staticmethod
     def concat(raws: list["HistRaw"]) -> "HistRaw":
@@ -150,7 +150,7 @@ def quantile_lazy(raw: HistRaw, win: Window, q: np.ndarray, max_cells: int) -> t
     if not len(raw.ent_key):
         return out, present
     NB = len(B) + 1
-    key = raw.ent_key.astype(np.int64)
+    key = raw.ent_key if raw.ent_key.dtype.kind in "iu" else raw.ent_key.astype(np.int64)
     cnt = raw.ent_cnt
     bins = np.repeat(np.searchsorted(B, raw.row_end, side="left"), raw.row_len)
     blk = key >> _BLOCK_SHIFT

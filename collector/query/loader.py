@@ -157,8 +157,7 @@ def to_raw(rows: HistRows, kind: str, now_ns: int) -> HistRaw:
     n = len(rows)
     count, total = rows.count.astype(np.float64), rows.sum.astype(np.float64)
     if kind != KIND_CUSTOM:
-        return HistRaw(HDR, ends, count, total, np.ones(n), lens, rows.idx.astype(np.float64),
-                       rows.cnt.astype(np.float64))
+        return HistRaw(HDR, ends, count, total, np.ones(n), lens, rows.idx, rows.cnt)   # no copies of the entries
     keys = np.zeros(len(rows.idx))
     ent_row = np.repeat(np.arange(n), lens)
     pad: list[np.ndarray] = []
