@@ -187,6 +187,12 @@ def _range_call(ev, name: str, args: list, T):
             labels.append(drop_name(lab))
             vals.append(v)
             masks.append(m)
+    if arg.bulk is not None and name in ("rate", "increase"):
+        blabels, bvals, bmask = arg.bulk
+        keep = np.nonzero(bmask.any(axis=1))[0]
+        labels += [drop_name(blabels[i]) for i in keep.tolist()]
+        vals += list(bvals[keep])
+        masks += list(bmask[keep])
     hists = []
     if name in ("rate", "increase"):
         hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]

@@ -89,14 +89,16 @@ def _per_series(rows: HistRows) -> dict[int, HistRows]:
 
 
 def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: int | None = None,
-              cache=None, coarsest_res: int | None = None, buckets: bool = True) -> tuple[dict[int, HistRows], int]:
+              cache=None, coarsest_res: int | None = None, buckets: bool = True,
+              grouped: bool = False) -> tuple[dict[int, HistRows], int]:
     """Rows of the selected series starting in [lo_ns, hi_ns); with ``min_end_ns``,
     rows ending at or before it are not needed (the source may skip them); with
     ``coarsest_res``, rolled-up rows up to that resolution give the same answer
     (see ``rollup_resolution``) and the source may read them instead.
     ``cache`` (a readcache.HistReadCache) shares windowed reads between queries.
     ``buckets`` false: only count and sum are needed (the source may leave the
-    bucket lists out: most of the bytes read)."""
+    bucket lists out: most of the bytes read). ``grouped``: the PerSeries itself
+    instead of a dict (it may hold more series than asked for)."""
     ids = np.array(sorted({e.sid for e in sel if e.access in (HIST, COUNT, SUM)}), np.uint64)
     if not len(ids):
         return {}, 0
@@ -117,15 +119,78 @@ def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: in
         got = cache.memo.get(key + (True,)) or cache.memo.get(key + (buckets,))
         if got is None:
             got = cache.memo[key + (buckets,)] = PerSeries(read(ids))
+        if grouped:
+            return got, len(got.rows) + int(got.rows.offsets[-1])
         out = {int(s): got[int(s)] for s in ids.tolist() if int(s) in got}
         return out, sum(len(r) + int(r.offsets[-1]) for r in out.values())
     if cache is not None and min_end_ns is not None:
         shared = cache.get((lo_ns, hi_ns, min_end_ns, coarsest_res, buckets), read, PerSeries)
+        if shared is not None and grouped:
+            return shared, len(shared.rows) + int(shared.rows.offsets[-1])
         if shared is not None:
             out = {int(s): shared[int(s)] for s in ids.tolist() if int(s) in shared}
             return out, sum(len(r) + int(r.offsets[-1]) for r in out.values())
     rows = read(ids)
+    if grouped:
+        return PerSeries(rows), len(rows) + int(rows.offsets[-1])
     return _per_series(rows), len(rows) + int(rows.offsets[-1])
+
+
+# Cells of one (series × window edges) matrix of the bulk counter paths; more series are done in chunks.
+BULK_CELLS = 2_000_000
+
+
+def bulk_counters(per: "PerSeries", sel: list[Exposed], edges: np.ndarray, now_ns: int
+                  ) -> tuple[list[Exposed], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Histogram rows' count or sum (``sel``: COUNT/SUM access) of every selected
+    series at once, per window edge: for series i and edge j, ``upto[i, j]`` is the
+    total of the slots ending at or before ``edges[j]``, ``n[i, j]`` how many there
+    are and ``last[i, j]`` the latest such slot end (0 for none); ``edges`` sorted.
+    Returns (the series with rows, upto, n, last, first end) — one numpy pass over
+    the rows instead of per-series objects (100 000 series in a query)."""
+    rows = per.rows
+    want = np.array(sorted({x.sid for x in sel}), np.uint64)
+    if not len(rows) or not len(want):
+        z = np.zeros((0, len(edges)))
+        return [], z, z, z.astype(np.int64), np.zeros(0, np.int64)
+    pos = np.minimum(np.searchsorted(want, rows.series_id), len(want) - 1)
+    keep = want[pos] == rows.series_id
+    ends_all = slot_ends(rows, now_ns)
+    present = np.zeros(len(want), bool)
+    present[pos[keep]] = True
+    order = {int(s): i for i, s in enumerate(want.tolist())}
+    out_sel = [x for x in sel if present[order[x.sid]]]
+    n_e = len(edges) + 1
+    per_chunk = max(1, BULK_CELLS // n_e)
+    uptos, counts, lasts = [], [], []
+    first = np.full(len(want), np.iinfo(np.int64).max)
+    np.minimum.at(first, pos[keep], ends_all[keep])
+    for access in (COUNT, SUM):
+        mine = [x for x in out_sel if x.access == access]
+        if not mine:
+            continue
+        vals = (rows.count if access == COUNT else rows.sum).astype(np.float64)
+        idx = np.array([order[x.sid] for x in mine], np.int64)
+        for a in range(0, len(idx), per_chunk):
+            cancel.check()
+            chunk = idx[a:a + per_chunk]
+            slot = np.full(len(want), -1, np.int64)
+            slot[chunk] = np.arange(len(chunk))
+            r = keep & (slot[pos] >= 0)
+            g = slot[pos[r]]
+            bins = np.searchsorted(edges, ends_all[r], side="left")   # bin j: edges[j-1] < end <= edges[j]
+            cell = g * n_e + bins
+            tot = np.bincount(cell, weights=vals[r], minlength=len(chunk) * n_e).reshape(len(chunk), n_e)
+            cnt = np.bincount(cell, minlength=len(chunk) * n_e).reshape(len(chunk), n_e)
+            last = np.zeros(len(chunk) * n_e, np.int64)
+            np.maximum.at(last, cell, ends_all[r])
+            last = np.maximum.accumulate(last.reshape(len(chunk), n_e), axis=1)
+            uptos.append(np.cumsum(tot, axis=1)[:, :-1])
+            counts.append(np.cumsum(cnt, axis=1)[:, :-1])
+            lasts.append(last[:, :-1])
+    ordered = [x for access in (COUNT, SUM) for x in out_sel if x.access == access]
+    firsts = np.array([first[order[x.sid]] for x in ordered], np.int64)
+    return ordered, np.vstack(uptos), np.vstack(counts), np.vstack(lasts), firsts
 
 
 def rollup_resolution(times: np.ndarray, window_ns: int) -> int | None:
