@@ -191,8 +191,8 @@ def _range_call(ev, name: str, args: list, T):
         blabels, bvals, bmask = arg.bulk
         keep = np.nonzero(bmask.any(axis=1))[0]
         labels += [drop_name(blabels[i]) for i in keep.tolist()]
-        vals += list(bvals[keep])
-        masks += list(bmask[keep])
+        vals.append(bvals[keep])     # one block: Vec.of stacks it with the per-series rows
+        masks.append(bmask[keep])
     hists = []
     if name in ("rate", "increase"):
         hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]

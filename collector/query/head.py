@@ -100,8 +100,9 @@ class Head:
             if k % 16 == 15:
                 cancel.check()
             sid = rows.series_id
-            if len(ids) * 8 >= len(sid):
-                hit = np.nonzero(np.isin(sid, ids))[0]
+            if len(ids) * 8 >= len(sid):   # many series: look each row up among the ids (both sorted)
+                at = np.minimum(np.searchsorted(ids, sid), len(ids) - 1)
+                hit = np.nonzero(ids[at] == sid)[0]
             else:   # few series: binary search (a series may have two rows: two bucket layouts)
                 lo, hi = np.searchsorted(sid, ids, "left"), np.searchsorted(sid, ids, "right")
                 n = hi - lo

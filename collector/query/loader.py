@@ -71,6 +71,7 @@ class PerSeries:
         self.rows = rows
         self.slices = _split(rows.series_id)
         self._memo: dict[int, HistRows] = {}
+        self._raw: tuple | None = None
 
     def __contains__(self, sid: int) -> bool:
         return sid in self.slices
@@ -81,6 +82,20 @@ class PerSeries:
             sl = self.slices[sid]
             got = self._memo[sid] = _slice(self.rows, sl.start, sl.stop)
         return got
+
+    def raw(self, sid: int, kind: str, now_ns: int) -> HistRaw:
+        """``to_raw(self[sid], kind, now_ns)``; for HDR rows a view of one HistRaw
+        made for all the rows at once (no per-series conversion)."""
+        if kind == KIND_CUSTOM or self.rows.bounds:
+            return to_raw(self[sid], kind, now_ns)
+        if self._raw is None or self._raw[0] != now_ns:
+            self._raw = (now_ns, to_raw(self.rows, kind, now_ns))
+        r = self._raw[1]
+        sl = self.slices[sid]
+        a, b = sl.start, sl.stop
+        o = self.rows.offsets
+        return HistRaw(r.schema, r.row_end[a:b], r.row_count[a:b], r.row_sum[a:b], r.row_live[a:b], r.row_len[a:b],
+                       r.ent_key[o[a]:o[b]], r.ent_cnt[o[a]:o[b]])
 
 
 def _per_series(rows: HistRows) -> dict[int, HistRows]:
@@ -99,7 +114,7 @@ def read_hist(source, sel: list[Exposed], lo_ns: int, hi_ns: int, min_end_ns: in
     ``buckets`` false: only count and sum are needed (the source may leave the
     bucket lists out: most of the bytes read). ``grouped``: the PerSeries itself
     instead of a dict (it may hold more series than asked for)."""
-    ids = np.array(sorted({e.sid for e in sel if e.access in (HIST, COUNT, SUM)}), np.uint64)
+    ids = np.unique(np.fromiter((e.sid for e in sel if e.access != FLOAT), np.uint64))
     if not len(ids):
         return {}, 0
 
@@ -149,48 +164,52 @@ def bulk_counters(per: "PerSeries", sel: list[Exposed], edges: np.ndarray, now_n
     Returns (the series with rows, upto, n, last, first end) — one numpy pass over
     the rows instead of per-series objects (100 000 series in a query)."""
     rows = per.rows
-    want = np.array(sorted({x.sid for x in sel}), np.uint64)
+    sids = np.fromiter((x.sid for x in sel), np.uint64, len(sel))
+    is_count = np.fromiter((x.access == COUNT for x in sel), bool, len(sel))
+    want = np.unique(sids)
     if not len(rows) or not len(want):
         z = np.zeros((0, len(edges)))
         return [], z, z, z.astype(np.int64), np.zeros(0, np.int64)
     pos = np.minimum(np.searchsorted(want, rows.series_id), len(want) - 1)
     keep = want[pos] == rows.series_id
     ends_all = slot_ends(rows, now_ns)
-    present = np.zeros(len(want), bool)
-    present[pos[keep]] = True
-    order = {int(s): i for i, s in enumerate(want.tolist())}
-    out_sel = [x for x in sel if present[order[x.sid]]]
+    has_rows = np.zeros(len(want), bool)
+    has_rows[pos[keep]] = True
+    of_sel = np.searchsorted(want, sids)          # each selected series' place in want
+    # the answer's order: series with rows, counts first, then sums
+    order = np.concatenate([np.nonzero(has_rows[of_sel] & is_count)[0], np.nonzero(has_rows[of_sel] & ~is_count)[0]])
     n_e = len(edges) + 1
     per_chunk = max(1, BULK_CELLS // n_e)
-    uptos, counts, lasts = [], [], []
     first = np.full(len(want), np.iinfo(np.int64).max)
     np.minimum.at(first, pos[keep], ends_all[keep])
-    for access in (COUNT, SUM):
-        mine = [x for x in out_sel if x.access == access]
-        if not mine:
-            continue
-        vals = (rows.count if access == COUNT else rows.sum).astype(np.float64)
-        idx = np.array([order[x.sid] for x in mine], np.int64)
-        for a in range(0, len(idx), per_chunk):
-            cancel.check()
-            chunk = idx[a:a + per_chunk]
+    vals_by = {True: rows.count.astype(np.float64), False: rows.sum.astype(np.float64)}
+    uptos, counts, lasts = [], [], []
+    for a in range(0, len(order), per_chunk):
+        cancel.check()
+        chunk = order[a:a + per_chunk]
+        for counted in (True, False):
+            part = chunk[is_count[chunk] == counted]
+            if not len(part):
+                continue
             slot = np.full(len(want), -1, np.int64)
-            slot[chunk] = np.arange(len(chunk))
+            slot[of_sel[part]] = np.arange(len(part))
             r = keep & (slot[pos] >= 0)
             g = slot[pos[r]]
             bins = np.searchsorted(edges, ends_all[r], side="left")   # bin j: edges[j-1] < end <= edges[j]
             cell = g * n_e + bins
-            tot = np.bincount(cell, weights=vals[r], minlength=len(chunk) * n_e).reshape(len(chunk), n_e)
-            cnt = np.bincount(cell, minlength=len(chunk) * n_e).reshape(len(chunk), n_e)
-            last = np.zeros(len(chunk) * n_e, np.int64)
+            tot = np.bincount(cell, weights=vals_by[counted][r], minlength=len(part) * n_e).reshape(len(part), n_e)
+            cnt = np.bincount(cell, minlength=len(part) * n_e).reshape(len(part), n_e)
+            last = np.zeros(len(part) * n_e, np.int64)
             np.maximum.at(last, cell, ends_all[r])
-            last = np.maximum.accumulate(last.reshape(len(chunk), n_e), axis=1)
+            last = np.maximum.accumulate(last.reshape(len(part), n_e), axis=1)
             uptos.append(np.cumsum(tot, axis=1)[:, :-1])
             counts.append(np.cumsum(cnt, axis=1)[:, :-1])
             lasts.append(last[:, :-1])
-    ordered = [x for access in (COUNT, SUM) for x in out_sel if x.access == access]
-    firsts = np.array([first[order[x.sid]] for x in ordered], np.int64)
-    return ordered, np.vstack(uptos), np.vstack(counts), np.vstack(lasts), firsts
+    # ``order`` has every count before every sum, so within each chunk the counts'
+    # block and then the sums' block are in ``order``'s order already
+    up, cn, la = (np.vstack(x) if x else np.zeros((0, len(edges))) for x in (uptos, counts, lasts))
+    ordered = [sel[i] for i in order.tolist()]
+    return ordered, up, cn, la.astype(np.int64), first[of_sel[order]]
 
 
 def rollup_resolution(times: np.ndarray, window_ns: int) -> int | None:

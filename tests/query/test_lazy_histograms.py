@@ -8,6 +8,7 @@ import pytest
 
 from collector.aggregate import hdr
 from collector.query import hist as H
+from collector.query import loader as L
 
 NS = 1_000_000_000
 
@@ -158,16 +159,17 @@ def test_quantile_instant_many_sorting_path(monkeypatch):
         np.testing.assert_array_equal(p, p2)
 
 
+@pytest.mark.parametrize("cells", [2_000_000, 50])     # 50: a few series per chunk
 @pytest.mark.parametrize("seed", range(4))
-def test_bulk_counters_equal_per_series_deltas(seed):
+def test_bulk_counters_equal_per_series_deltas(seed, cells, monkeypatch):
     """rate/increase and instant values of _count/_sum series computed for every
     series at once (loader.bulk_counters) equal the per-series path (to_delta,
     eval_delta, delta_as_cumulative)."""
     from collector.model import HistRows
-    from collector.query import loader as L
     from collector.query import rangefuncs as R
     from collector.query.selectors import COUNT, SUM, Exposed
 
+    monkeypatch.setattr(L, "BULK_CELLS", cells)
     rnd = np.random.default_rng(seed)
     t0 = 1_700_000_000 * NS
     parts, sel = [], []
