@@ -87,7 +87,7 @@ class Head:
         return c is not None and from_ns >= c
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> HistRows | None:
-        """Rows of these series (sorted ids) starting in [start_ns, end_ns), or None
+        """Rows of these series starting in [start_ns, end_ns), or None
         when the head does not hold all of that time."""
         with self._lock:
             if not self.covers(start_ns):
@@ -95,6 +95,8 @@ class Head:
             slots = [(st, r) for st, r in self._slots.items() if start_ns <= st < end_ns]
         self.reads += 1
         ids = np.asarray(series_ids, np.uint64)
+        if len(ids) > 1 and not (ids[1:] > ids[:-1]).all():
+            ids = np.unique(ids)   # the lookups below need them sorted and distinct
         parts = []
         for k, (_st, rows) in enumerate(sorted(slots, key=lambda x: x[0])):
             if k % 16 == 15:

@@ -113,3 +113,17 @@ def test_service_wiring_default_and_off():
 
     assert Config().query.head > 0
     assert Config.model_validate({"query": {"head": 0}}).query.head == 0
+
+
+def test_head_reads_take_ids_in_any_order():
+    rnd = np.random.default_rng(5)
+    series = _series(30)
+    head = Head(300, 10, clock=lambda: T0)
+    head.complete_from_ns = T0 - 300 * NS
+    head.add(_rows(rnd, series, T0 - np.arange(0, 10)[::-1] * 10 * NS, frac=1.0))
+    ids = np.array([s.id for s in series], np.uint64)
+    for k in (3, 30):
+        pick = rnd.choice(ids, k, replace=False)
+        a = head.read_hist(pick, T0 - 300 * NS, T0 + NS)
+        b = head.read_hist(np.sort(pick), T0 - 300 * NS, T0 + NS)
+        assert _canon(a) == _canon(b) and set(a.series_id.tolist()) == set(pick.tolist())
