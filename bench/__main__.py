@@ -4,7 +4,7 @@ import sys
 from bench import ingest
 
 ingest.main(["--seconds", "10"])
-for name in ("query", "rules", "isolation", "remote_write", "postgres"):
+for name in ("query", "rules", "isolation", "remote_write", "postgres", "vs_prometheus", "cardinality"):
     try:
         mod = __import__(f"bench.{name}", fromlist=["main"])
     except ImportError:
