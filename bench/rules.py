@@ -27,7 +27,7 @@ from collector.selfmetrics import SelfMetrics
 from collector.store.duckdb_store import DuckDBStore
 
 END_S = 1_735_776_000 + 300
-TARGET_S = 1.0
+TARGET_S = 0.25     # per cycle of 1 000 rules (issue 17; issue 5 asked for 1.0)
 
 
 def rules_yaml(services: int, routes: int, groups: int) -> str:
@@ -45,12 +45,12 @@ def rules_yaml(services: int, routes: int, groups: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(n_rules: int, groups: int, cycles: int, tmp: str, profile: bool = False) -> dict:
+def run(n_rules: int, groups: int, cycles: int, tmp: str, profile: bool = False, head: bool = True) -> dict:
     from alerting.evaluate.manager import RuleManager
 
     services = 10
     routes = n_rules // services
-    store = DuckDBStore(os.path.join(tmp, "rules.duckdb"))
+    store = DuckDBStore(os.path.join(tmp, f"rules-{head}.duckdb"))
     p = datagen.make_series(services, routes)
     t0 = time.perf_counter()
     datagen.fill(store, p, END_S * NS, 600)
@@ -60,7 +60,13 @@ def run(n_rules: int, groups: int, cycles: int, tmp: str, profile: bool = False)
         catalog.add(s)
     clock = [float(END_S)]
     agg = Aggregator(catalog, AggregatorSettings(), clock=lambda: int(clock[0] * NS))
-    engine = Engine(LiveSource(store, agg), clock=lambda: clock[0])
+    hd = None
+    if head:   # as the service runs: the last 10 minutes of slots in memory (collector/query/head.py)
+        from collector.query.head import Head
+
+        hd = Head(600, 10, clock=lambda: int(clock[0] * NS))
+        hd.load(store, np.array(sorted(p.sids.tolist()), np.uint64))
+    engine = Engine(LiveSource(store, agg, hd), clock=lambda: clock[0])
 
     def record(metric, labels, t, value):
         agg.record_samples(metric, KIND_GAUGE, [make_labels(labels)], np.zeros(1, np.int64),
@@ -74,7 +80,7 @@ def run(n_rules: int, groups: int, cycles: int, tmp: str, profile: bool = False)
     errs = mgr.load([path])
     assert not errs, errs
     names = [g.name for g in mgr.groups()]
-    times = []
+    times, cpu = [], []
     prof = None
     if profile:
         import cProfile
@@ -85,10 +91,11 @@ def run(n_rules: int, groups: int, cycles: int, tmp: str, profile: bool = False)
     for k in range(cycles):
         t = END_S - (cycles - 1 - k) * 60.0
         clock[0] = t
-        c0 = time.perf_counter()
+        c0, p0 = time.perf_counter(), time.process_time()
         for name in names:
             mgr.evaluate_group(name, t)
         times.append(time.perf_counter() - c0)
+        cpu.append(time.process_time() - p0)
     if prof is not None:
         import pstats
         prof.disable()
@@ -99,6 +106,7 @@ def run(n_rules: int, groups: int, cycles: int, tmp: str, profile: bool = False)
     store.close()
     return {"rules": n_rules_loaded, "groups": len(names), "series": len(p.sids), "build_s": build_s,
             "first_s": times[0], "median_s": statistics.median(times), "cycles": times,
+            "median_cpu_s": statistics.median(cpu), "cpu": cpu,
             "errors": sum(1 for h in health if h.health == "err"), "active_alerts": active,
             "notified": len(sent)}
 
@@ -110,20 +118,27 @@ def main(argv=None) -> int:
     ap.add_argument("--cycles", type=int, default=5)
     ap.add_argument("--profile", action="store_true", help="cProfile the cycles (to stderr)")
     ap.add_argument("--no-pin", action="store_true", help="do not pin the process to one core")
+    ap.add_argument("--head", choices=("on", "off", "both"), default="both",
+                    help="the query head (recent slots in memory, query.head) on, off, or both in turn")
     args = ap.parse_args(argv)
     if not args.no_pin and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     tmp = tempfile.mkdtemp(prefix="tocsin-bench-rules-")
+    heads = {"on": [True], "off": [False], "both": [False, True]}[args.head]
+    print(f"{'head':>5} {'rules':>6} {'groups':>6} {'series':>6} {'first s':>8} {'median s':>9} {'cpu s':>6} "
+          f"{'target':>7} {'pass':>5} {'errors':>6} {'active':>6}")
     try:
-        r = run(args.rules, args.groups, args.cycles, tmp, args.profile)
+        for head in heads:
+            r = run(args.rules, args.groups, args.cycles, tmp, args.profile, head)
+            target = TARGET_S if args.rules <= 1000 else TARGET_S * args.rules / 1000
+            ok = r["median_s"] <= target
+            print(f"{'on' if head else 'off':>5} {r['rules']:>6} {r['groups']:>6} {r['series']:>6} {r['first_s']:>8.3f} "
+                  f"{r['median_s']:>9.3f} {r['median_cpu_s']:>6.3f} {target:>7.2f} {'yes' if ok else 'MISS':>5} {r['errors']:>6} "
+                  f"{r['active_alerts']:>6}", flush=True)
+            print("cycles (s): " + " ".join(f"{x:.3f}" for x in r["cycles"]) + "; CPU s: "
+                  + " ".join(f"{x:.3f}" for x in r["cpu"]), file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    ok = max(r["median_s"], r["first_s"]) <= TARGET_S
-    print(f"{'rules':>6} {'groups':>6} {'series':>6} {'first s':>8} {'median s':>9} {'target':>7} {'pass':>5} "
-          f"{'errors':>6} {'active':>6}")
-    print(f"{r['rules']:>6} {r['groups']:>6} {r['series']:>6} {r['first_s']:>8.3f} {r['median_s']:>9.3f} "
-          f"{TARGET_S:>7.1f} {'yes' if ok else 'MISS':>5} {r['errors']:>6} {r['active_alerts']:>6}")
-    print("cycles (s): " + " ".join(f"{x:.3f}" for x in r["cycles"]), file=sys.stderr)
     return 0
 
 

@@ -116,6 +116,18 @@ def postgres_settings(cfg: Config, application_name: str = "tocsin"):
                       connect_timeout_s=pg.connect_timeout, migrate=pg.migrate, application_name=application_name)
 
 
+def head(cfg: Config, clock):
+    """The query head (recent slots in memory), or None when off. It must see every
+    write, so it is off where other processes write to the same store (cluster mode)."""
+    from collector.query.head import Head
+
+    cluster = getattr(cfg, "cluster", None)
+    if not cfg.query.head or (cluster is not None and getattr(cluster, "enabled", bool(cluster))):
+        return None
+    span = min(cfg.query.head, cfg.storage.retention.raw)
+    return Head(span, int(cfg.aggregation.slot), clock, cfg.query.head_max_rows)
+
+
 def open_store(cfg: Config, *, writer: str = "", wait_s: float = 0.0, read_only: bool = False):
     """The store the config names. ``writer``: whose WAL markers this process
     writes (a replica id; "" for a single process). ``wait_s``: with PostgreSQL,

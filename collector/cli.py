@@ -57,6 +57,9 @@ def _serve(args: argparse.Namespace) -> int:
         report_failure(e, args)
         return EXIT_NOT_STARTED
     setup_logging(loaded.config.log)
+    from collector.memory import use_system_arrow_pool
+
+    use_system_arrow_pool()
     service = None
     try:
         from collector.service import Service

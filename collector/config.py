@@ -216,6 +216,13 @@ class QueryConfig(Strict):
                                 "(Prometheus: --query.max-concurrency); more wait in a queue.")
     max_queued: int = Field(64, ge=0, description="API queries waiting for a slot; past it 503 at once. A queued "
                             "query that gets no slot before its timeout answers 503 timeout.")
+    head: Duration = Field(600, ge=0, description=(
+        "Keep this much of the most recent slot-resolution histograms in memory (the head) as they are written, "
+        "so rules and queries over recent windows do not read the store (Prometheus: its head block). 0 = off. "
+        "Off by itself when other processes write to the same store."))
+    head_max_rows: int = Field(2_000_000, gt=0, description=(
+        "At most this many rows (one per series per slot) in the head; past it the oldest slots leave it first "
+        "(about 100 bytes a row plus 12 per non-empty bucket)."))
     nice: int = Field(10, ge=0, le=19, description="Scheduling priority of query and maintenance threads "
                       "(Linux nice, 0-19): under CPU contention ingest, health checks, rules and notifications go "
                       "first; 0 = same as everything else.")

@@ -29,6 +29,19 @@ def _malloc_trim() -> Callable[[], object] | None:
 _TRIM = _malloc_trim()
 
 
+def use_system_arrow_pool() -> None:
+    """Arrow buffers (every store read goes through Arrow) from the C library's
+    malloc instead of pyarrow's default mimalloc pool, which kept ~90-130 MB of
+    freed buffers resident after one long-range query (docs/benchmarks.md, issue
+    17); glibc's are handed back by ``release_memory``. Called once at start."""
+    try:
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
+    except (ImportError, AttributeError, NotImplementedError):
+        pass
+
+
 def release_memory() -> None:
     """Collect garbage and hand free heap pages back to the OS. Without it RSS
     hardly ever shrinks (the service runs with MALLOC_TRIM_THRESHOLD_ high, see

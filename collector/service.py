@@ -20,7 +20,7 @@ from collector import assemble, cancel
 from collector.aggregate.aggregator import Aggregator
 from collector.config import Config
 from collector.listen import StartupError
-from collector.model import KIND_GAUGE, NS, SeriesCatalog, make_labels
+from collector.model import HISTOGRAM_KINDS, KIND_GAUGE, NS, SeriesCatalog, make_labels
 from collector.query.gate import QueryGate
 from collector.query.source import LiveSource
 from collector import __version__
@@ -79,7 +79,10 @@ class Service:
         self.aggregator = Aggregator(
             self.catalog, assemble.aggregator_settings(config), clock=clock,
             on_overflow=lambda metric: self.metrics.series_overflow.labels(metric).inc())
-        self.source = LiveSource(self.store, self.aggregator)
+        self.head = assemble.head(config, clock)
+        if self.head is not None:
+            self._load_head()
+        self.source = LiveSource(self.store, self.aggregator, self.head)
         q = config.query
         self.engine = Engine(self.source, lookback_s=q.lookback_delta, max_samples=q.max_samples,
                              timeout_s=q.timeout, clock=self.now_s, classic_buckets=q.classic_buckets)
@@ -182,6 +185,15 @@ class Service:
         self.config = self.config.model_copy(update={"rules": config.rules, "notify": config.notify})
         return []
 
+    def _load_head(self) -> None:
+        """The head starts from what the store holds for its span; flushes add to it."""
+        ids = np.array(sorted(s.id for s in self.catalog.all() if s.kind in HISTOGRAM_KINDS), np.uint64)
+        try:
+            self.head.load(self.store, ids)
+        except StoreError as e:   # serve without it: every read goes to the store
+            log.warning("query head not loaded, queries read the store: %s", e)
+            self.head = None
+
     # -- background work ------------------------------------------------------
     async def flush(self, force: bool = False) -> None:
         """Write what the aggregator holds. With the WAL on, every slot is written
@@ -243,6 +255,8 @@ class Service:
         if self.store_problem is not None:
             log.info("the store accepts writes again (%s); the backlog is written", self.store.describe())
         self.store_problem = None
+        if self.head is not None:
+            self.head.add(batch.hist)
         if batch.wal_segment is not None:
             self.wal.drop_through(batch.wal_segment)
         if batch.wal_markers:

@@ -20,6 +20,7 @@ from alerting.evaluate import examples as trace_examples
 from alerting.evaluate.persist import NAMESPACE as STATE_NS, StatePersister
 from alerting.evaluate.rule_eval import eval_alerting, eval_recording, to_alerts
 from alerting.evaluate.schedule import eval_timestamp, group_offset, next_eval
+from alerting.evaluate.shared import shared_answers
 from alerting.evaluate.state import FIRING, PENDING
 from alerting.rules.compile import AlertingRule, Group, compile_group
 from alerting.rules.loader import load_files
@@ -58,6 +59,7 @@ class RuleManager:
         # exemplars(selector, start_s, end_s) -> query_exemplars' answer: example traces for latency pages
         self.exemplars = exemplars
         self.query_timeout = query_timeout   # a group's queries together, as Prometheus's query timeout
+        self.share_latency_queries = True    # evaluate/shared.py (tests compare with it off)
         # Queries of one group evaluation share their reads when the query
         # function belongs to an Engine (Engine.batch); plain functions run as they are.
         self._batch = batch or getattr(getattr(query, "__self__", None), "batch", None) or contextlib.nullcontext
@@ -225,10 +227,17 @@ class RuleManager:
 
     def _run_rules(self, g, t: float, snapshot: dict) -> list:
         results = []
+        # Latency rules that differ only in `match` share two queries (evaluate/shared.py).
+        shared = shared_answers(g.rules, self.query, t) if self.share_latency_queries else {}
+
+        def query(expr: str, at: float):
+            got = shared.get(expr) if at == t else None
+            return got if got is not None else self.query(expr, at)
+
         for r in g.rules:
             r0 = _time.perf_counter()
             if isinstance(r, AlertingRule):
-                res = eval_alerting(r, snapshot[r.key], self.query, t, g.limit, self._ext)
+                res = eval_alerting(r, snapshot[r.key], query, t, g.limit, self._ext)
             else:
                 res = eval_recording(r, self.query, t, g.limit)
             # Written now, not at the end: later rules of the group read earlier
@@ -263,8 +272,7 @@ class RuleManager:
             self._persist.save(group, key, entries)
         except Exception:  # the store is down: alerting goes on, state is rewritten next time
             log.exception("could not persist alert state of %s/%s", group, key)
-            self._persist._written = {k: v for k, v in self._persist._written.items()
-                                      if not k.startswith(f"{group}\x1f{key}\x1f")}
+            self._persist.unwritten(f"{group}\x1f{key}\x1f")
 
     @contextlib.contextmanager
     def _one_write(self, group: str):
@@ -288,8 +296,7 @@ class RuleManager:
                                           if not k.startswith(f"{group}\x1f")}
             except Exception:  # the store is down: alerting goes on, state is rewritten next time
                 log.exception("could not persist alert state of group %s", group)
-                self._persist._written = {k: v for k, v in self._persist._written.items()
-                                          if not k.startswith(f"{group}\x1f")}
+                self._persist.unwritten(f"{group}\x1f")
 
     def _record(self, metric, labels, t, value) -> None:
         try:

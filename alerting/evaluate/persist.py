@@ -20,6 +20,23 @@ class StatePersister:
     def __init__(self, store):
         self.store = store
         self._written: dict[str, tuple] = {}       # doc key -> AlertEntry.structure() last written
+        self._of_rule: dict[tuple[str, str], set[str]] = {}   # (group, rule key) -> its doc keys in _written
+
+    def _remember(self, key: str, structure: tuple) -> None:
+        self._written[key] = structure
+        parts = split_key(key)
+        self._of_rule.setdefault(parts[:2], set()).add(key)
+
+    def unwritten(self, prefix: str) -> None:
+        """Forget what was written under ``prefix`` (the write failed): rewritten next time."""
+        for k in [k for k in self._written if k.startswith(prefix)]:
+            self._forget(k)
+
+    def _forget(self, key: str) -> None:
+        self._written.pop(key, None)
+        keys = self._of_rule.get(split_key(key)[:2])
+        if keys is not None:
+            keys.discard(key)
 
     def restore(self) -> dict[tuple[str, str], dict[str, AlertEntry]]:
         """(group, rule key) -> {fingerprint: entry}, from the store."""
@@ -35,27 +52,26 @@ class StatePersister:
             except (KeyError, TypeError, ValueError):
                 continue                           # unreadable document: start that alert afresh
             out.setdefault(parts[:2], {})[parts[2]] = e
-            self._written[key] = e.structure()
+            self._remember(key, e.structure())
         return out
 
     def save(self, group: str, rule_key: str, entries: dict[str, AlertEntry]) -> None:
         """Write changed entries of one rule and delete the gone ones."""
         if self.store is None:
             return
-        prefix = doc_key(group, rule_key, "")
         changed = {}
         for fp, e in entries.items():
             k = doc_key(group, rule_key, fp)
             if self._written.get(k) != e.structure():
                 changed[k] = e.to_doc()
-        gone = [k for k in self._written if k.startswith(prefix) and split_key(k)[2] not in entries]
+        gone = [k for k in self._of_rule.get((group, rule_key), ()) if split_key(k)[2] not in entries]
         if changed:
             self.store.kv_put_many(NAMESPACE, changed)
             for k, doc in changed.items():
-                self._written[k] = AlertEntry.from_doc(doc).structure()
+                self._remember(k, AlertEntry.from_doc(doc).structure())
         for k in gone:
             self.store.kv_delete(NAMESPACE, k)
-            del self._written[k]
+            self._forget(k)
 
     def forget_rules(self, keep: set[tuple[str, str]]) -> None:
         """Delete documents of rules that no longer exist."""
@@ -63,4 +79,4 @@ class StatePersister:
             return
         for k in [k for k in self._written if split_key(k)[:2] not in keep]:
             self.store.kv_delete(NAMESPACE, k)
-            del self._written[k]
+            self._forget(k)

@@ -80,7 +80,10 @@ def _ok_bytes(data, **extra) -> bytes:
 
 
 def _result_bytes(res) -> bytes:
-    return _ok_bytes(res.to_json(), **res.annotations())
+    """The query answer's body, rendered piece by piece (``Result.json_pieces``)."""
+    extra = res.annotations()
+    tail = "".join(f",{_dumps(k)}:{_chunked(v)}" for k, v in extra.items())
+    return ('{"status":"success","data":' + "".join(res.json_pieces()) + tail + "}").encode()
 
 
 def _json(body: bytes) -> Response:

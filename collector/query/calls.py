@@ -106,7 +106,14 @@ def call(ev, node, T):
         return _absent(labels, present, T)
     if name in _HIST_FUNCS:
         fargs = [_scalar(ev, a, T, name) for a in args[:-1]]
-        v = _vec(ev, args[-1], T, name)
+        before = ev.buckets
+        # count, sum and avg never look at their histograms' buckets: rows may be read
+        # without them; a function inside that does look (quantile, ...) turns them back on.
+        ev.buckets = name not in ("histogram_count", "histogram_sum", "histogram_avg")
+        try:
+            v = _vec(ev, args[-1], T, name)
+        finally:
+            ev.buckets = before
         return F.histogram_fn(name, v, fargs, ev.q.max_cells)
     if name in _DATE_FUNCS:
         v = _vec(ev, args[0], T, name) if args else None
@@ -183,6 +190,12 @@ def _range_call(ev, name: str, args: list, T):
             labels.append(drop_name(lab))
             vals.append(v)
             masks.append(m)
+    if arg.bulk is not None and name in ("rate", "increase"):
+        blabels, bvals, bmask = arg.bulk
+        keep = np.nonzero(bmask.any(axis=1))[0]
+        labels += [drop_name(blabels[i]) for i in keep.tolist()]
+        vals.append(bvals[keep])     # one block: Vec.of stacks it with the per-series rows
+        masks.append(bmask[keep])
     hists = []
     if name in ("rate", "increase"):
         hists = [H.HSeries(drop_name(h.labels), h.raw, h.win) for h in arg.hists]

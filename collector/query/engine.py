@@ -31,7 +31,7 @@ from collector.query.errors import BadData, Timeout, Unprocessable
 from collector.query.gate import run_with_token
 from collector.query.readcache import HistReadCache
 from collector.query.result import Result, build_result
-from collector.query.selectors import FLOAT, HIST, NATIVE, SeriesIndex, selector_matchers
+from collector.query.selectors import COUNT, FLOAT, HIST, NATIVE, SUM, SeriesIndex, selector_matchers
 from collector.query.values import RangeArg, Scalar, String, Vec, drop_name
 
 MS = 1_000_000
@@ -190,6 +190,13 @@ class _Eval:
         self.e = engine
         self.q = q
         self.samples = 0
+        # False while evaluating the argument of histogram_count/_sum/_avg: histogram
+        # rows may then be read without their buckets.
+        self.buckets = True
+        # True while evaluating the selector directly inside count()/group(): only which
+        # series are present at each step matters, so histogram rows are read for the
+        # lookback window only, not from the first stored slot.
+        self.presence_only = False
 
     def check(self) -> None:
         cancel.check()   # the token's deadline (real time) and shutdown; yields the GIL now and then
@@ -257,16 +264,38 @@ class _Eval:
         lb = self.q.lookback_ns
         floats, n = L.read_floats(self.e.source, sel, int(times.min()) - lb, int(times.max()))
         self.count(n)
-        hrows: dict = {}
+        hrows: dict | L.PerSeries = {}
         if any(x.access not in (FLOAT, NATIVE) for x in sel):
-            hrows, n = L.read_hist(self.e.source, sel, 0, int(times.max()) + 1)
+            if self.presence_only and not self._needs_buckets(sel, False):
+                hrows, n = L.read_hist(self.e.source, sel, int(times.min()) - lb - L.MAX_RES_NS, int(times.max()) + 1,
+                                       int(times.min()) - lb, self.e.read_cache(), buckets=False, grouped=True)
+            else:
+                hrows, n = L.read_hist(self.e.source, sel, 0, int(times.max()) + 1,
+                                       buckets=self._needs_buckets(sel, self.buckets), grouped=True)
             self.count(n)
             sel = self.e.classic.expand(sel, hrows)
         natives = N.read(self.e.source, sel, int(times.min()) - lb, int(times.max()))
         labels, vals, masks, tss, hists = [], [], [], [], []
         win = H.Window(times, None, lb)
-        for x in sel:
-            cancel.check()
+        counters = [x for x in sel if x.access in (COUNT, SUM)]
+        if counters:
+            # Counters backed by histogram rows, all at once: the total up to each step,
+            # present while a slot ended within the lookback (see loader.bulk_counters).
+            edges = np.unique(np.concatenate([times - lb, times]))
+            lo, hi = np.searchsorted(edges, times - lb), np.searchsorted(edges, times)
+            got, upto, nrows, last, _ = L.bulk_counters(hrows, counters, edges, self.q.now_ns)
+            ok = (nrows[:, hi] - nrows[:, lo]) > 0
+            keep = np.nonzero(ok.any(axis=1))[0]
+            if len(keep):   # as blocks: Vec.of stacks them with the per-series rows below
+                labels += [got[i].label_dict() for i in keep.tolist()]
+                vals.append(upto[keep][:, hi])
+                masks.append(ok[keep])
+                tss.append(last[keep][:, hi])
+        for i, x in enumerate(sel):
+            if not i & 127:
+                cancel.check()   # every 128 series: the check itself costs a few µs
+            if x.access in (COUNT, SUM):
+                continue
             if x.access == NATIVE:
                 if x.sid in natives:
                     fl, hm = N.instant(natives[x.sid], times, lb)
@@ -279,15 +308,14 @@ class _Eval:
                         tss.append(fl[2])
                 continue
             if x.access == HIST:
-                rows = hrows.get(x.sid)
-                if rows is not None and len(rows):
-                    hists.append(H.HSeries(x.label_dict(), L.to_raw(rows, x.kind, self.q.now_ns), win))
+                if x.sid in hrows:
+                    hists.append(H.HSeries(x.label_dict(), hrows.raw(x.sid, x.kind, self.q.now_ns), win))
                 continue
             if x.access == FLOAT:
                 fd = floats.get(x.sid)
-            else:
-                rows = hrows.get(x.sid)
-                fd = L.delta_as_cumulative(L.to_delta(rows, x.access, self.q.now_ns)) if rows is not None and len(rows) else None
+            else:   # a classic _bucket{le} series of histogram rows
+                fd = L.delta_as_cumulative(L.to_delta(hrows[x.sid], x.access, self.q.now_ns)) \
+                    if x.sid in hrows else None
             if fd is None or not len(fd.ts):
                 continue
             i = np.searchsorted(fd.ts, times, side="right") - 1
@@ -318,19 +346,32 @@ class _Eval:
         exact = func in ("rate", "increase")
         floats, n = L.read_floats(self.e.source, sel, int(times.min()) - w, int(times.max()))
         self.count(n)
-        hrows: dict = {}
+        hrows: dict | L.PerSeries = {}
         natives = N.read(self.e.source, sel, int(times.min()) - w, int(times.max()))
         if any(x.access not in (FLOAT, NATIVE) for x in sel):
             lo = int(times.min()) - w - L.MAX_RES_NS if exact else 0
             hrows, n = L.read_hist(self.e.source, sel, lo, int(times.max()) + 1,
                                    int(times.min()) - w if exact else None, self.e.read_cache(),
-                                   L.rollup_resolution(times, w) if exact else None)
+                                   L.rollup_resolution(times, w) if exact else None,
+                                   buckets=self._needs_buckets(sel, self.buckets), grouped=True)
             self.count(n)
             sel = self.e.classic.expand(sel, hrows)
         arg = RangeArg([], [], [], times, w, sets)
         win = H.Window(times, w, self.q.lookback_ns, (NS / w) if func == "rate" else 1.0)
-        for x in sel:
-            cancel.check()
+        counters = [x for x in sel if x.access in (COUNT, SUM)] if exact else []
+        if counters:
+            # rate/increase of histogram counts and sums, every series at once: exact sums of
+            # the slots ending in each window (as rangefuncs.eval_delta, per series).
+            edges = np.unique(np.concatenate([times - w, times]))
+            lo_e, hi_e = np.searchsorted(edges, times - w), np.searchsorted(edges, times)
+            got, upto, nrows, _, _ = L.bulk_counters(hrows, counters, edges, self.q.now_ns)
+            total = upto[:, hi_e] - upto[:, lo_e]
+            if func == "rate":
+                total = total / (w / NS)
+            arg.bulk = ([x.label_dict() for x in got], total, (nrows[:, hi_e] - nrows[:, lo_e]) > 0)
+        for i, x in enumerate(sel):
+            if not i & 127:
+                cancel.check()   # every 128 series: the check itself costs a few µs
             if x.access == FLOAT:
                 if x.sid in floats:
                     arg.floats.append((x.label_dict(), floats[x.sid]))
@@ -343,19 +384,29 @@ class _Eval:
                     if hs is not None:
                         arg.hsamples.append((x.label_dict(),) + hs)
                 continue
-            rows = hrows.get(x.sid)
-            if rows is None or not len(rows):
+            if exact and x.access in (COUNT, SUM):
+                continue   # in arg.bulk
+            if x.sid not in hrows:
                 continue
             if x.access == HIST:
                 if not exact and func not in ("absent_over_time", "matrix") and func not in HR.HIST_OVER_TIME \
                         and func not in HR.FLOAT_ONLY and func not in ("resets", "changes"):
                     raise BadData(f"{func}() of histogram series is not supported")
-                arg.hists.append(H.HSeries(x.label_dict(), L.to_raw(rows, x.kind, self.q.now_ns), win))
-            elif exact:
-                arg.deltas.append((x.label_dict(), L.to_delta(rows, x.access, self.q.now_ns)))
+                arg.hists.append(H.HSeries(x.label_dict(), hrows.raw(x.sid, x.kind, self.q.now_ns), win))
+            elif exact:   # a classic _bucket{le} series under rate/increase
+                arg.deltas.append((x.label_dict(), L.to_delta(hrows[x.sid], x.access, self.q.now_ns)))
             else:
+                rows = hrows[x.sid]
                 arg.floats.append((x.label_dict(), L.delta_as_cumulative(L.to_delta(rows, x.access, self.q.now_ns))))
         return arg
+
+    @staticmethod
+    def _needs_buckets(sel, for_hist: bool) -> bool:
+        """Whether histogram rows must be read with their bucket lists: always for
+        classic ``_bucket`` series (counted per bound, their bounds listed from the
+        rows), for the histograms themselves unless the query needs only counts and sums."""
+        return any(x.access == classic.FAMILY or classic.is_bucket(x.access) or (for_hist and x.access == HIST)
+                   for x in sel)
 
     def _subquery(self, node, T) -> RangeArg:
         times = self._times(node, T)
@@ -401,7 +452,14 @@ class _Eval:
     def _AggregateExpr(self, node, T):
         op = str(node.op)
         param = self.eval(node.param, T) if node.param is not None else None
-        v = self.eval(node.expr, T)
+        if op in ("count", "group") and type(_unparen(node.expr)).__name__ == "VectorSelector":
+            self.presence_only = True
+            try:
+                v = self.eval(node.expr, T)
+            finally:
+                self.presence_only = False
+        else:
+            v = self.eval(node.expr, T)
         if not isinstance(v, Vec):
             raise BadData(f"expected an instant vector in aggregation {op}()")
         by, without = [], None

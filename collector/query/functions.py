@@ -206,8 +206,37 @@ def histogram_fn(name: str, v: Vec, args: list, max_cells: int) -> Vec:
     if name in ("histogram_quantile", "histogram_fraction") and len(v.labels):
         series += _classic(v, name)
     labels, vals, masks = [], [], []
+    if name == "histogram_quantile" and S == 1 and len(series) > 1:
+        # Many series at one time (rule groups, instant queries): vectorized across them.
+        lazy = [h for h in series if h.mat is None and h.raw is not None and h.raw.schema == H.HDR
+                and h.win is not None]
+        if len(lazy) > 1 and all(h.win is lazy[0].win for h in lazy):
+            r, present = H.quantile_instant_many([h.raw for h in lazy], lazy[0].win, float(args[0].vals[0]))
+            for i, h in enumerate(lazy):
+                labels.append(drop_name(h.labels))
+                vals.append(r[i:i + 1])
+                masks.append(present[i:i + 1])
+            done = {id(h) for h in lazy}
+            series = [h for h in series if id(h) not in done]
     for h in series:
         cancel.check()
+        if h.mat is None and h.raw is not None and h.win is not None:
+            # Not materialized yet: count, sum and HDR quantiles need no dense bucket matrix.
+            if name in ("histogram_count", "histogram_sum", "histogram_avg"):
+                c, sm, present = H.totals(h.raw, h.win)
+                with np.errstate(all="ignore"):
+                    r = c * h.win.scale if name == "histogram_count" else (
+                        sm * h.win.scale if name == "histogram_sum" else sm / c)
+                labels.append(drop_name(h.labels))
+                vals.append(r)
+                masks.append(present)
+                continue
+            if name == "histogram_quantile" and h.raw.schema == H.HDR:
+                r, present = H.quantile_lazy(h.raw, h.win, args[0].vals, max_cells)
+                labels.append(drop_name(h.labels))
+                vals.append(r)
+                masks.append(present)
+                continue
         m = h.get(max_cells)
         if name == "histogram_quantile":
             r = H.quantile(m, args[0].vals, h.labels.get("__name__", ""))

@@ -30,8 +30,8 @@ class HistRaw:
     row_sum: np.ndarray    # float64
     row_live: np.ndarray   # float64: 1 for a stored slot, 0 for padding rows (custom bounds)
     row_len: np.ndarray    # int64: entries per row; entries are in row order
-    ent_key: np.ndarray    # float64
-    ent_cnt: np.ndarray    # float64
+    ent_key: np.ndarray    # HDR: the rows' int32 indices as they are; custom: float64 upper bounds
+    ent_cnt: np.ndarray    # HDR: int64 counts; custom: float64
 
     @staticmethod
     def concat(raws: list["HistRaw"]) -> "HistRaw":
@@ -89,7 +89,9 @@ def _unique_keys(raw: HistRaw) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(raw.ent_key, return_inverse=True)
 
 
-def materialize(raw: HistRaw, win: Window, max_cells: int) -> HMat:
+def _grid(win: Window) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """The window edges as bins: (B, lo, hi, plo) — a row counts at step s when its
+    end's bin is in (lo[s], hi[s]] (≤ hi[s] when lo is None); present when one is in (plo, hi]."""
     T = win.T
     if win.w_ns is None:
         B = np.unique(np.concatenate([T - win.lookback_ns, T]))
@@ -98,7 +100,24 @@ def materialize(raw: HistRaw, win: Window, max_cells: int) -> HMat:
     else:
         B = np.unique(np.concatenate([T - win.w_ns, T]))
         lo = plo = np.searchsorted(B, T - win.w_ns)
-    hi = np.searchsorted(B, T)
+    return B, lo, plo, np.searchsorted(B, T)
+
+
+def totals(raw: HistRaw, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(count, sum, present) per step, unscaled, without the bucket matrix
+    (histogram_count, histogram_sum and histogram_avg need no buckets)."""
+    B, lo, plo, hi = _grid(win)
+    count = _window_totals(raw.row_end, raw.row_count, B, hi, lo)
+    total = _window_totals(raw.row_end, raw.row_sum, B, hi, lo)
+    present = _window_totals(raw.row_end, raw.row_live, B, hi, plo) > 0
+    count[~present] = 0
+    total[~present] = 0
+    return count, total, present
+
+
+def materialize(raw: HistRaw, win: Window, max_cells: int) -> HMat:
+    T = win.T
+    B, lo, plo, hi = _grid(win)
     keys, kpos = _unique_keys(raw)
     K = len(keys)
     cells = (len(B) + 1) * max(K, 1)
@@ -110,13 +129,131 @@ def materialize(raw: HistRaw, win: Window, max_cells: int) -> HMat:
     dense = np.bincount(bins * K + kpos, weights=raw.ent_cnt, minlength=(len(B) + 1) * K).reshape(len(B) + 1, K)
     cum = np.cumsum(dense, axis=0)
     counts = cum[hi] - cum[lo] if lo is not None else cum[hi]
-    count = _window_totals(raw.row_end, raw.row_count, B, hi, lo)
-    total = _window_totals(raw.row_end, raw.row_sum, B, hi, lo)
-    present = _window_totals(raw.row_end, raw.row_live, B, hi, plo) > 0
+    count, total, present = totals(raw, win)
     counts[~present] = 0
-    count[~present] = 0
-    total[~present] = 0
     return HMat(raw.schema, keys, counts, count, total, present, np.full(len(T), win.scale))
+
+
+# Keys per block of the sparse quantile's first pass: HDR has 128 keys per doubling.
+_BLOCK_SHIFT = 5
+
+
+def quantile_lazy(raw: HistRaw, win: Window, q: np.ndarray, max_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """histogram_quantile of an HDR series not yet materialized: (values, present).
+    The same answer as ``quantile(materialize(...))`` with far less work: window
+    totals per block of 32 keys find the block holding the rank at each step, and
+    only that block's keys are counted exactly (from per-key cumulative sums over
+    the rows), instead of a dense (bins × keys) matrix summed twice."""
+    S = len(win.T)
+    B, lo, plo, hi = _grid(win)
+    count, _total, present = totals(raw, win)
+    out = np.full(S, np.nan)
+    if not len(raw.ent_key):
+        return out, present
+    NB = len(B) + 1
+    key = raw.ent_key if raw.ent_key.dtype.kind in "iu" else raw.ent_key.astype(np.int64)
+    cnt = raw.ent_cnt
+    bins = np.repeat(np.searchsorted(B, raw.row_end, side="left"), raw.row_len)
+    blk = key >> _BLOCK_SHIFT
+    nblk = int(blk.max()) + 1
+    if NB * nblk > max_cells:
+        from collector.query.errors import Unprocessable
+        raise Unprocessable(f"query processing would load too many samples into memory ({NB * nblk} histogram cells)")
+    cancel.check_memory()
+    coarse = np.cumsum(np.bincount(bins * nblk + blk, weights=cnt, minlength=NB * nblk).reshape(NB, nblk), axis=0)
+    wc = coarse[hi] - coarse[lo] if lo is not None else coarse[hi]        # (S, nblk)
+    cum = np.cumsum(wc, axis=1)
+    total = cum[:, -1]
+    ok = present & (total > 0) & (win.scale > 0)
+    rank = np.maximum(1.0, np.ceil(np.round(q * total, 9)))
+    b = np.argmax(cum >= rank[:, None] - 1e-9, axis=1)                   # the block holding the rank
+    before = np.where(b > 0, cum[np.arange(S), np.maximum(b - 1, 0)], 0.0)
+    # Exact counts of the keys of the blocks chosen at some step: per key, a running sum
+    # over the bins (a dense matrix of those few blocks only), read at the window edges.
+    width = 1 << _BLOCK_SHIFT
+    chosen = np.unique(b[ok])
+    if not len(chosen):
+        return out, present
+    bpos = np.full(nblk, -1, np.int64)
+    bpos[chosen] = np.arange(len(chosen))
+    sel = bpos[blk] >= 0
+    col = bpos[blk[sel]] * width + (key[sel] & (width - 1))
+    C = len(chosen) * width
+    run = np.cumsum(np.bincount(col * NB + bins[sel], weights=cnt[sel], minlength=C * NB).reshape(C, NB), axis=1)
+    rows = np.maximum(bpos[b], 0)[:, None] * width + np.arange(width)[None, :]     # (S, 32)
+    upto = run[rows, hi[:, None]]
+    if lo is not None:
+        upto = upto - run[rows, lo[:, None]]
+    keys = (b << _BLOCK_SHIFT)[:, None] + np.arange(width)[None, :]
+    fine = before[:, None] + np.cumsum(upto, axis=1)
+    j = np.argmax(fine >= rank[:, None] - 1e-9, axis=1)
+    val = hdr.mid_seconds(keys[np.arange(S), j])
+    out = np.where(ok, val, np.nan)
+    out = np.where(ok & (q < 0), -math.inf, out)
+    out = np.where(ok & (q > 1), math.inf, out)
+    return np.where(ok & np.isnan(q), np.nan, out), present
+
+
+DENSE_KEYS_MAX = 4_000_000
+
+
+def quantile_instant_many(raws: list[HistRaw], win: Window, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """histogram_quantile at one evaluation time of many HDR series not yet
+    materialized (a rule group's or an instant query's), vectorized across them:
+    (values, present) per series, the answers of ``quantile(materialize(...))``.
+    Entries of the rows in the window are sorted by (series, key) once; a running
+    sum over all of them, less each series' base, finds every series' rank with one
+    binary search."""
+    G = len(raws)
+    T = int(win.T[0])
+    out = np.full(G, np.nan)
+    if not G:
+        return out, np.zeros(0, bool)
+    ends = np.concatenate([r.row_end for r in raws])
+    live = np.concatenate([r.row_live for r in raws])
+    lens = np.concatenate([r.row_len for r in raws])
+    nrows = np.array([len(r.row_end) for r in raws])
+    row_g = np.repeat(np.arange(G), nrows)
+    lo = T - (win.w_ns if win.w_ns is not None else win.lookback_ns)
+    inw = (ends > lo) & (ends <= T)
+    present = np.bincount(row_g[inw], weights=live[inw], minlength=G) > 0
+    counted = inw if win.w_ns is not None else ends <= T       # no window: everything up to T
+    ent_in = np.repeat(counted, lens)
+    key = np.concatenate([r.ent_key for r in raws])[ent_in].astype(np.int64)
+    cnt = np.concatenate([r.ent_cnt for r in raws])[ent_in]
+    ent_g = np.repeat(row_g, lens)[ent_in]
+    if not len(key):
+        return out, present
+    comp = ent_g * hdr.COUNTS_LEN + key
+    if G * hdr.COUNTS_LEN <= DENSE_KEYS_MAX:   # counting beats sorting while the key space is small
+        per = np.bincount(comp, weights=cnt, minlength=G * hdr.COUNTS_LEN)
+        u = np.nonzero(per)[0]
+        per = per[u]
+    else:
+        u, inv = np.unique(comp, return_inverse=True)
+        per = np.bincount(inv, weights=cnt, minlength=len(u))
+    ug = u // hdr.COUNTS_LEN
+    run = np.cumsum(per)
+    first = np.searchsorted(ug, np.arange(G), "left")
+    last = np.searchsorted(ug, np.arange(G), "right")
+    has = last > first
+    base = np.where(first > 0, run[np.maximum(first - 1, 0)], 0.0)
+    total = np.where(has, run[np.maximum(last - 1, 0)] - base, 0.0)
+    ok = present & has & (total > 0) & (win.scale > 0)
+    rank = np.maximum(1.0, np.ceil(np.round(q * total, 9)))
+    # First entry of the series whose running count reaches the rank (within 1e-9, as quantile()).
+    pos = np.searchsorted(run, base + rank - 1e-9, "left")
+    pos = np.clip(pos, first, np.maximum(last - 1, first))
+    pos = np.minimum(pos, len(u) - 1)
+    val = hdr.mid_seconds(u[pos] % hdr.COUNTS_LEN)
+    out = np.where(ok, val, np.nan)
+    if q < 0:
+        out = np.where(ok, -math.inf, out)
+    elif q > 1:
+        out = np.where(ok, math.inf, out)
+    elif math.isnan(q):
+        out = np.where(ok, np.nan, out)
+    return out, present
 
 
 @dataclass
@@ -135,6 +272,8 @@ class HSeries:
 def merge_series(series: list[HSeries], labels: dict[str, str], max_cells: int) -> HSeries:
     """The exact sum of histograms (HDR counts add bucket by bucket)."""
     lazy = [s for s in series if s.mat is None and s.win is not None and s.win.w_ns is not None]
+    if len(series) == 1 and lazy:
+        return HSeries(labels, series[0].raw, series[0].win)
     if len(lazy) == len(series) and len({id(s.win) for s in series}) == 1:
         return HSeries(labels, HistRaw.concat([s.raw for s in series]), series[0].win)
     mats = [s.get(max_cells) for s in series]

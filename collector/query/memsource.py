@@ -23,7 +23,7 @@ class MemorySource:
     reads_by_slot_end = True
 
     def read_hist(self, series_ids, start_ns: int, end_ns: int, min_end_ns: int | None = None,
-                  coarsest_res: int | None = None) -> HistRows:  # one resolution here: the hint changes nothing
+                  coarsest_res: int | None = None, buckets: bool = True) -> HistRows:  # hints change nothing here
         self.reads += 1
         h = self.hist
         ids = np.asarray(series_ids, dtype=np.uint64)

@@ -22,6 +22,7 @@ class HistReadCache:
         self._rows: dict[tuple, dict[int, HistRows]] = {}
         self._asked: set[tuple] = set()
         self.reads = 0                     # source reads made through the cache (tests)
+        self.memo: dict[tuple, object] = {}   # reads of the head, per series set (loader.read_hist)
 
     def get(self, key: tuple, read, group) -> dict[int, HistRows] | None:
         """Rows per series for ``key`` = (lo, hi, min_end, ...), or None when the caller

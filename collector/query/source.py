@@ -25,9 +25,10 @@ class DataSource(Protocol):
 class LiveSource:
     """Store + in-memory aggregator."""
 
-    def __init__(self, store, aggregator):
+    def __init__(self, store, aggregator, head=None):
         self.store = store
         self.aggregator = aggregator
+        self.head = head   # collector.query.head.Head: recent slots in memory, or None
         self.catalog = aggregator.catalog
         self.sync = None   # receiver workers: called once per query, before it reads (read your writes)
 
@@ -37,13 +38,30 @@ class LiveSource:
 
     reads_by_slot_end = True   # read_hist takes min_end_ns (see DataSource)
 
+    def in_memory(self, start_ns: int, min_end_ns: int | None) -> bool:
+        """Whether a read of rows from ``start_ns`` (ending after ``min_end_ns``) is answered from the head."""
+        if self.head is None:
+            return False
+        a = start_ns if min_end_ns is None else max(start_ns, min_end_ns - self.head.slot_ns + 1)
+        return self.head.covers(a)
+
     def read_hist(self, series_ids, start_ns, end_ns, min_end_ns: int | None = None,
-                  coarsest_res: int | None = None) -> HistRows:
+                  coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
+        """``buckets`` false: the caller needs count and sum only (rows may come without buckets)."""
         from collector.aggregate.merge import merge_rows
 
         ids = np.asarray(series_ids, dtype=np.uint64)
         mem, _ = self.aggregator.snapshot(ids, start_ns, end_ns)
-        disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res)
+        disk = None
+        if self.head is not None:
+            # Rows ending at or before min_end are not needed: those of the head's slot
+            # start after min_end - slot. The head answers when it holds all the rest.
+            a = start_ns if min_end_ns is None else max(start_ns, min_end_ns - self.head.slot_ns + 1)
+            disk = self.head.read_hist(ids, a, end_ns)
+        if disk is None:
+            kw = {} if buckets else {"buckets": False}
+            disk = self.store.read_hist(ids, start_ns, end_ns, min_end_ns=min_end_ns, coarsest_res=coarsest_res,
+                                        **kw)
         if not len(mem):
             return disk
         # Only stored rows as recent as the slots in memory can be the same slot: merge

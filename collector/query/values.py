@@ -68,3 +68,5 @@ class RangeArg:
     w_ns: int
     matchers: list = field(default_factory=list)
     hsamples: list = field(default_factory=list)  # subqueries: (labels, sample times, HMat of the samples)
+    # rate/increase of histogram counts/sums, every series at once: (labels, values (n, S), present (n, S))
+    bulk: tuple | None = None

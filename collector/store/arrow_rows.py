@@ -86,6 +86,14 @@ def hist_to_arrow(rows: HistRows) -> pa.Table:
 def hist_from_arrow(t: pa.Table) -> HistRows:
     if t.num_rows == 0:
         return HistRows.empty()
+    if t.column("idx").null_count == t.num_rows:   # read without buckets (count and sum only)
+        def plain(name, dtype):
+            return t.column(name).to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+
+        return HistRows(plain("series_id", np.uint64), plain("ts", np.int64), plain("res", np.int32),
+                        plain("count", np.int64), np.nan_to_num(plain("sum", np.float64)), plain("min", np.float64),
+                        plain("max", np.float64), np.zeros(t.num_rows + 1, np.int64), np.zeros(0, np.int32),
+                        np.zeros(0, np.int64))
     idx = t.column("idx").combine_chunks()
     cnt = t.column("cnt").combine_chunks()
     offsets = idx.offsets.to_numpy().astype(np.int64)

@@ -13,6 +13,7 @@ so it happens exactly once).
 """
 from __future__ import annotations
 
+import duckdb
 from collector import cancel
 from collector.aggregate.merge import merge_rows
 from collector.model import NS
@@ -52,6 +53,7 @@ class Maintenance:
                 self._rebuild_views()   # the views stop naming it before it goes
                 self._con.execute(f"DROP TABLE IF EXISTS {name}")
                 self._con.execute("DELETE FROM partitions WHERE name = ?", [name])
+                self._reclaim()
             n += 1
         return n
 
@@ -107,6 +109,8 @@ class Maintenance:
                 with self._meta:
                     self._wm[coarser] = hi
             wm = hi
+        if written:
+            self._reclaim()
         return written
 
     def _sort_closed(self, now_s: int) -> int:
@@ -135,5 +139,17 @@ class Maintenance:
                     raise
                 with self._meta:
                     self._parts[name] = (kind, res, start, end, True)
+                self._reclaim()
             n += 1
         return n
+
+    def _reclaim(self) -> None:
+        """Checkpoint after a unit that freed blocks (a partition rewritten or
+        dropped): DuckDB reuses freed blocks only once a checkpoint has released
+        them, so without it every rewrite of a pass took new ones and the first
+        pass over a backlog doubled the file. Skipped when a reader's transaction
+        holds it back; the next unit tries again."""
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error:
+            pass

@@ -36,6 +36,11 @@ DAY = 86_400
 # the number of tables small.
 PARTITION_SPAN = {10: 3600, 60: DAY, 3600: 30 * DAY}
 SAMPLES_SPAN = DAY
+# Reads: series ids inlined in the SQL up to this many (registering an Arrow table of
+# ids costs ~0.7 ms a query); partitions read in one statement while they can hold
+# at most this many rows.
+INLINE_IDS = 2000
+READ_TOGETHER_ROWS = 200_000
 DEFAULT_RETENTION = Retention(by_res={10: 2 * DAY, 60: 30 * DAY, 3600: 400 * DAY}, samples=30 * DAY)
 
 
@@ -274,18 +279,18 @@ class DuckDBStore(Maintenance, ExemplarStore):
         return out
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
-                  min_end_ns: int | None = None, coarsest_res: int | None = None) -> HistRows:
+                  min_end_ns: int | None = None, coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
         """With ``min_end_ns``, rows whose slot ends at or before it may be left out:
         the start bound is tightened per resolution (a 10 s row cannot end an hour
         after it started), so a query over a short window scans only that window.
         With ``coarsest_res``, rolled-up rows up to that resolution are preferred
-        (see ``_coverage``)."""
-        ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
-        parts = []
-        cur = self._cursor()
+        (see ``_coverage``). With ``buckets`` false the rows come without their
+        buckets (count and sum only: the bucket lists are most of what is read)."""
+        ids_np = np.asarray(series_ids, dtype=np.uint64)
         with self._meta:
             coverage = self._coverage(coarsest_res)
             tables = dict(self._parts)
+        pieces = []   # (table, from_ns, to_ns, res)
         for res, lo_s, hi_s in coverage:
             a, b = max(start_ns, lo_s * NS), min(end_ns, hi_s * NS)
             if min_end_ns is not None:
@@ -294,24 +299,51 @@ class DuckDBStore(Maintenance, ExemplarStore):
                 continue
             names = [n for n, p in tables.items() if p[0] == "hist" and p[1] == res
                      and p[3] * NS > a and p[2] * NS < b]
-            for name in sorted(names):
-                cancel.check()
-                cur.register("_ids", ids)
-                try:
-                    with cancel.interrupts(cur.interrupt):
-                        t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, idx, cnt, "
-                                    f"bounds FROM {name} WHERE ts >= make_timestamp({a // 1000}) AND ts < "
-                                    f"make_timestamp({b // 1000}) AND series_id IN (SELECT id FROM _ids)"
-                                    ).to_arrow_table()
-                except duckdb.InterruptException:
-                    cancel.check()   # raises Cancelled: the token interrupted the read
-                    raise
-                finally:
-                    cur.unregister("_ids")
-                rows = arrow_rows.hist_from_arrow(t)
-                cancel.charge(len(rows) + int(rows.offsets[-1]))   # bounds memory: stop before the next read
-                parts.append(rows)
+            pieces += [(name, a, b, res) for name in sorted(names)]
+        # Partitions are read together while the rows they can hold stay few (one
+        # round trip for a short window); a long read goes partition by partition,
+        # charging the token after each, so a budget stops it before the next.
+        groups, cur_group, cur_rows = [], [], 0
+        for piece in pieces:
+            rows = len(ids_np) * max(1, (piece[2] - piece[1]) // (piece[3] * NS))
+            if cur_group and cur_rows + rows > READ_TOGETHER_ROWS:
+                groups.append(cur_group)
+                cur_group, cur_rows = [], 0
+            cur_group.append(piece)
+            cur_rows += rows
+        if cur_group:
+            groups.append(cur_group)
+        parts = []
+        for group in groups:
+            parts.append(self._read_hist_group(group, ids_np, buckets))
         return HistRows.concat(parts)
+
+    def _read_hist_group(self, group: list[tuple[str, int, int, int]], ids_np: np.ndarray,
+                         buckets: bool = True) -> HistRows:
+        cur = self._cursor()
+        inline = len(ids_np) <= INLINE_IDS
+        where_ids = ("series_id IN (" + ",".join(map(str, ids_np.tolist())) + ")") if inline \
+            else "series_id IN (SELECT id FROM _ids)"
+        cols = "idx, cnt, bounds" if buckets else "NULL::INTEGER[] AS idx, NULL::UBIGINT[] AS cnt, NULL::DOUBLE[] AS bounds"
+        sql = " UNION ALL ".join(
+            f"SELECT series_id, epoch_ns(ts) AS ts, res, count, sum, min, max, {cols} FROM {name} "
+            f"WHERE ts >= make_timestamp({a // 1000}) AND ts < make_timestamp({b // 1000}) AND {where_ids}"
+            for name, a, b, _res in group)
+        cancel.check()
+        if not inline:
+            cur.register("_ids", pa.table({"id": pa.array(ids_np)}))
+        try:
+            with cancel.interrupts(cur.interrupt):
+                t = cur.sql(sql).to_arrow_table()
+        except duckdb.InterruptException:
+            cancel.check()   # raises Cancelled: the token interrupted the read
+            raise
+        finally:
+            if not inline:
+                cur.unregister("_ids")
+        rows = arrow_rows.hist_from_arrow(t)
+        cancel.charge(len(rows) + int(rows.offsets[-1]))   # bounds memory: stop before the next read
+        return rows
 
     def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
         ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})

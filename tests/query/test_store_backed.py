@@ -14,6 +14,7 @@ from benchdata import rows_for  # noqa: E402
 from collector.aggregate.aggregator import Aggregator  # noqa: E402
 from collector.model import KIND_GAUGE, NS, SampleRows, Series, SeriesCatalog, make_labels, series_id  # noqa: E402
 from collector.query.engine import Engine  # noqa: E402
+from collector.query.head import Head  # noqa: E402
 from collector.query.memsource import MemorySource  # noqa: E402
 from collector.query.source import LiveSource  # noqa: E402
 from collector.store.base import Retention, WriteBatch  # noqa: E402
@@ -31,8 +32,10 @@ QUERIES = [
 ]
 
 
-@pytest.fixture
-def stores(make_store):
+@pytest.fixture(params=["head", "no-head"])
+def stores(make_store, request):
+    """The LiveSource with its in-memory head of recent slots (as the service runs
+    it) and without (every read from the store): the answers must not differ."""
     retention = Retention(by_res={10: 2 * 86400, 60: 30 * 86400, 3600: 400 * 86400}, samples=86400, rollup_after=90)
     store = make_store(retention)
     series, rows = rows_for(END_S * NS, 2 * 3600, services=3, routes=4)
@@ -46,7 +49,11 @@ def stores(make_store):
     cat = SeriesCatalog()
     for s in series + gauges:
         cat.add(s)
-    live = LiveSource(store, Aggregator(cat, clock=lambda: END_S * NS))
+    head = None
+    if request.param == "head":
+        head = Head(900, 10, clock=lambda: END_S * NS)
+        head.load(store, np.array([s.id for s in series], np.uint64))
+    live = LiveSource(store, Aggregator(cat, clock=lambda: END_S * NS), head)
     return store, live, MemorySource(cat, rows, samples)
 
 
@@ -59,6 +66,11 @@ def test_instant_and_range_queries_equal_the_in_memory_answer(stores):
         a = Engine(live, clock=lambda: END_S).range(q, END_S - 1800, END_S, 30).to_json()
         b = Engine(oracle, clock=lambda: END_S).range(q, END_S - 1800, END_S, 30).to_json()
         assert a == b, q
+        a = Engine(live, clock=lambda: END_S).range(q, END_S - 300, END_S, 15).to_json()
+        b = Engine(oracle, clock=lambda: END_S).range(q, END_S - 300, END_S, 15).to_json()
+        assert a == b, q
+    if live.head is not None:
+        assert live.head.reads > 0     # the recent windows were answered from memory
 
 
 def test_minute_step_range_queries_read_rollups_and_answer_the_same(stores):

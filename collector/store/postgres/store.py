@@ -289,8 +289,8 @@ class PostgresStore:
         return out
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
-                  min_end_ns: int | None = None, coarsest_res: int | None = None) -> HistRows:
-        """As DuckDBStore.read_hist (``min_end_ns``, ``coarsest_res`` included)."""
+                  min_end_ns: int | None = None, coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
+        """As DuckDBStore.read_hist (``min_end_ns``, ``coarsest_res`` and ``buckets`` included)."""
         ids = codec.to_signed(np.unique(np.asarray(series_ids, dtype=np.uint64)))
         if not len(ids):
             return HistRows.empty()
@@ -308,8 +308,9 @@ class PostgresStore:
                     per = max(1, ROWS_PER_READ // int(slots))
                     for i in range(0, len(ids), per):
                         with _cancellable(conn):
-                            cur.execute(q("read_hist"), {"res": res, "lo": _dt(a + 999), "hi": _dt(b + 999),
-                                                         "ids": ids[i:i + per].tolist()})
+                            cur.execute(q("read_hist" if buckets else "read_hist_counts"),
+                                        {"res": res, "lo": _dt(a + 999), "hi": _dt(b + 999),
+                                         "ids": ids[i:i + per].tolist()})
                             rows = codec.hist_from_columns(*cur.fetchone())
                         cancel.charge(len(rows) + int(rows.offsets[-1]))   # bounds memory before the next read
                         parts.append(rows)

@@ -66,6 +66,17 @@ SELECT count(*), string_agg(int8send(series_id), ''), string_agg(timestamptz_sen
 FROM hist
 WHERE res = %(res)s AND ts >= %(lo)s AND ts < %(hi)s AND series_id = ANY(%(ids)s::int8[]);
 
+-- name: read_hist_counts
+-- read_hist without the buckets: count and sum only (histogram_count, _count/_sum
+-- series), in read_hist's layout with every row's bucket list empty.
+SELECT count(*), string_agg(int8send(series_id), ''), string_agg(timestamptz_send(ts), ''),
+       string_agg(int4send(res), ''), string_agg(int8send(count), ''), string_agg(float8send(sum), ''),
+       string_agg(float8send(min), ''), string_agg(float8send(max), ''),
+       string_agg(int4send(0), ''), ''::bytea,
+       string_agg(int4send(-1), ''), ''::bytea
+FROM hist
+WHERE res = %(res)s AND ts >= %(lo)s AND ts < %(hi)s AND series_id = ANY(%(ids)s::int8[]);
+
 -- name: read_hist_all
 -- Every row of one resolution in [lo, hi): rollups and db copy's count check.
 SELECT count(*), string_agg(int8send(series_id), ''), string_agg(timestamptz_send(ts), ''),
