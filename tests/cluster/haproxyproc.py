@@ -8,6 +8,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,7 +56,10 @@ class HAProxy:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ports = {"otlp_http": free_port(), "otlp_grpc": free_port(), "api": free_port()}
-        self.stats = self.workdir / "haproxy.sock"
+        # A Unix socket path has at most ~100 bytes, and pytest's per-worker temporary
+        # directories are longer than that: the socket lives in a short directory of its own.
+        self._sockdir = Path(tempfile.mkdtemp(prefix="hap-", dir="/tmp"))
+        self.stats = self._sockdir / "stats.sock"
         self.cfg = self.workdir / "haproxy.cfg"
         self.cfg.write_text(render(replicas, self.ports, self.stats))
         self.log = self.workdir / "haproxy.log"
@@ -125,3 +129,4 @@ class HAProxy:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc = None
+        shutil.rmtree(self._sockdir, ignore_errors=True)

@@ -16,7 +16,7 @@ import pytest
 from harness import scenario_config, wait_for
 from load import start_load, stop_load
 
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 def test_leader_sigkill_mid_incident_pages_once_and_resolves_once(cluster_factory, receivers, tmp_path):

@@ -14,7 +14,7 @@ import pytest
 from harness import metric_value, scenario_config, wait_for
 from load import Sender
 
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 class _Direct:

@@ -13,7 +13,7 @@ from harness import scenario_config, wait_for
 from load import start_load, stop_load
 from test_replica_durability import _all_flushed_since
 
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 def test_postgresql_stopped_for_20s_under_load(cluster_factory, receivers, tmp_path, own_pg):

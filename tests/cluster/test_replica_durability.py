@@ -9,7 +9,7 @@ import pytest
 from harness import wait_for
 from load import http_exporter, start_load, stop_load
 
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(300)]
 
 CLUSTER = {"enabled": True, "heartbeat_interval": "500ms", "failover_timeout": "4s", "visibility": "2s"}
 

@@ -10,7 +10,7 @@ import pytest
 from harness import rules_file, wait_for
 from notify_fakes import FakeHTTP
 
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 def _alerts(fake: FakeHTTP, name: str, status: str | None = None) -> list[dict]:

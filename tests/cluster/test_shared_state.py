@@ -12,7 +12,7 @@ import pytest
 from harness import scenario_config, wait_for
 from load import start_load, stop_load
 
-pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.serial, pytest.mark.timeout(300)]
 
 
 def _silence(replica, alertname: str) -> str:
