@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -18,24 +19,39 @@ from serverproc import ServerProcess  # noqa: E402
 PG_TEMPLATE = "tocsin_template"
 
 
-@pytest.fixture(scope="session")
-def pg_cluster():
-    """One real PostgreSQL per test worker (pytest-xdist runs a session per worker),
-    with a template database at the newest schema."""
+@contextlib.contextmanager
+def _postgres(database: str):
+    """A real PostgreSQL of its own (tests/pgserver.py) with ``database`` at the newest schema."""
     from pgserver import PgUnavailable, start_cluster
+
+    from collector.store.postgres import migrate
 
     try:
         cluster = start_cluster()
     except PgUnavailable as e:
         pg_unavailable(str(e))
     try:
-        from collector.store.postgres import migrate
-
-        cluster.create_database(PG_TEMPLATE)
-        migrate.upgrade(cluster.dsn(PG_TEMPLATE))
+        cluster.create_database(database)
+        migrate.upgrade(cluster.dsn(database))
         yield cluster
     finally:
         cluster.destroy()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One real PostgreSQL per test worker (pytest-xdist runs a session per worker),
+    with a template database at the newest schema."""
+    with _postgres(PG_TEMPLATE) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def own_pg():
+    """A PostgreSQL of this test's own, which it may stop, kill or replicate; a
+    migrated database ``tocsin``."""
+    with _postgres("tocsin") as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
-"""Fixtures of the cluster tests: a PostgreSQL cluster each test may stop, kill or
-promote (a database ``tocsin`` at the newest schema), the receivers, and a
-factory of replica clusters that are all stopped at the end."""
+"""Fixtures of the cluster tests: the receivers and a factory of replica clusters
+(on ``own_pg``, tests/conftest.py: a PostgreSQL each test may stop, kill or promote)
+that are all stopped at the end."""
 import os
 import sys
 from pathlib import Path
@@ -9,25 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backends import pg_unavailable  # noqa: E402
 from harness import Cluster, Receivers  # noqa: E402
 from haproxyproc import HAPROXY  # noqa: E402
-
-@pytest.fixture
-def own_pg():
-    from collector.store.postgres import migrate
-    from pgserver import PgUnavailable, start_cluster
-
-    try:
-        cluster = start_cluster()
-    except PgUnavailable as e:
-        pg_unavailable(str(e))
-    try:
-        cluster.create_database("tocsin")
-        migrate.upgrade(cluster.dsn("tocsin"))
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture

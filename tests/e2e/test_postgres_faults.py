@@ -17,29 +17,11 @@ import psycopg
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from backends import PG_DSN_ENV, pg_unavailable
-from collector.store.postgres import migrate
+from backends import PG_DSN_ENV
 from serverproc import ServerProcess
 from test_crash_recovery import SPANS_PER_REQUEST, request_body
 
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-
-
-@pytest.fixture
-def own_pg():
-    """A PostgreSQL cluster this test may stop and start; a migrated database ``tocsin``."""
-    from pgserver import PgUnavailable, start_cluster
-
-    try:
-        cluster = start_cluster()
-    except PgUnavailable as e:
-        pg_unavailable(str(e))
-    try:
-        cluster.create_database("tocsin")
-        migrate.upgrade(cluster.dsn("tocsin"))
-        yield cluster
-    finally:
-        cluster.destroy()
 
 
 def _env(cluster, tmp_path, **more):
