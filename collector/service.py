@@ -59,8 +59,15 @@ def _exit_after(deadline: float, grace: float) -> None:
         os._exit(1)
 
     threading.Thread(target=run, name="tocsin-shutdown-deadline", daemon=True).start()
-RELEASE_AFTER_ROWS = 50_000  # a flush of at least this many histogram rows hands freed heap back
+RELEASE_AFTER_ROWS = 50_000  # a backlog flush of at least this many histogram rows hands freed heap back
 TEMPORALITY = "temporality"  # store namespace of the receivers' cumulative/delta conversion state
+
+
+def is_backlog(hist) -> bool:
+    """A flush of late data or of a replayed WAL (many rows over more than a minute of
+    slots), not a steady flush of the open slots: only then is the heap trimmed after
+    it (a trim every flush at 100 000 active series would fault the pages back in at once)."""
+    return len(hist) >= RELEASE_AFTER_ROWS and int(hist.ts.max()) - int(hist.ts.min()) > 60 * NS
 
 
 class Service:
@@ -249,7 +256,7 @@ class Service:
 
     def _write(self, batch) -> None:
         self.store.write(batch)
-        if len(batch.hist) >= RELEASE_AFTER_ROWS:   # a backlog's flush: hand its buffers back (see _maintain)
+        if is_backlog(batch.hist):   # hand its buffers back (see _maintain)
             release_memory()
 
     def _flushed_through(self, taken_at: float) -> None:

@@ -1,5 +1,6 @@
 """The service hands freed heap back to the OS after a maintenance pass that did
-work (it runs with MALLOC_TRIM_THRESHOLD_ high, so nothing else would), and only then."""
+work and after a backlog flush (it runs with MALLOC_TRIM_THRESHOLD_ high, so nothing
+else would), and only then."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +10,22 @@ import numpy as np
 from collector import service as service_mod
 from collector.config import Config
 from collector.model import NS
+
+
+def _hist(ts_s: list[int]):
+    from collector.model import HistRows
+
+    n = len(ts_s)
+    z = np.zeros(n)
+    return HistRows(np.arange(n, dtype=np.uint64), np.array(ts_s, np.int64) * NS, np.full(n, 10, np.int32),
+                    np.ones(n, np.int64), z, z, z, np.zeros(n + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int64))
+
+
+def test_only_a_backlog_flush_trims():
+    many = service_mod.RELEASE_AFTER_ROWS
+    assert service_mod.is_backlog(_hist([0] * (many // 2) + [3600] * (many // 2)))     # 1 h of slots
+    assert not service_mod.is_backlog(_hist([0] * (many // 2) + [10] * (many // 2)))   # open slots of 100 k series
+    assert not service_mod.is_backlog(_hist([0, 3600]))                                 # a few late rows
 
 
 def _service(tmp_path, clock):
