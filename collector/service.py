@@ -59,6 +59,8 @@ def _exit_after(deadline: float, grace: float) -> None:
         os._exit(1)
 
     threading.Thread(target=run, name="tocsin-shutdown-deadline", daemon=True).start()
+
+
 RELEASE_AFTER_ROWS = 50_000  # a backlog flush of at least this many histogram rows hands freed heap back
 TEMPORALITY = "temporality"  # store namespace of the receivers' cumulative/delta conversion state
 
@@ -361,8 +363,8 @@ class Service:
             if any(done.values()):
                 # A pass that rewrote or rolled up rows freed its buffers; the service runs
                 # with MALLOC_TRIM_THRESHOLD_ high, so without this the heap stays at the
-                # pass's peak (480 MB steady instead of ~260 MB after a 6 h backlog,
-                # docs/benchmarks.md, issue 17).
+                # pass's peak (PostgreSQL backend after a 6 h backlog: 769 MB steady
+                # instead of 341 MB; docs/benchmarks.md, issue 17).
                 release_memory()
             return done
 
