@@ -117,7 +117,7 @@ class Leadership:
                 self.step()
             except Exception:   # never let the election thread die
                 log.exception("cluster: leadership step failed")
-            stop.wait(self.timings.heartbeat)
+            stop.wait(self.timings.confirm_every if self.epoch is not None else self.timings.heartbeat)
 
     def release(self) -> None:
         """A clean shutdown: give the lock back now, so another replica takes over

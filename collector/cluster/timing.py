@@ -7,6 +7,7 @@
                       has stopped before the server can free its lock (and before a
                       takeover), whatever the two clocks say about each other
     takeover ≤ I + h  (a killed leader's socket closes at once: ≤ h)
+    the leader confirms every min(h, L/2), so its lease never runs out between steps
 
 so a stalled leader is replaced within F, and never overlaps its successor; the
 fencing epoch catches what the clocks cannot (a leader stalled mid-transaction).
@@ -30,6 +31,14 @@ class Timings:
     @property
     def lease(self) -> float:
         return self.idle - self.heartbeat
+
+    @property
+    def confirm_every(self) -> float:
+        """How often the leader confirms its lock: every heartbeat, or twice per lease
+        when the lease is shorter than two heartbeats (failover_timeout near its
+        minimum of 4 heartbeats), so a step that runs a little late never finds the
+        lease already over."""
+        return min(self.heartbeat, self.lease / 2)
 
     @property
     def flush_every(self) -> float:

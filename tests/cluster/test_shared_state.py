@@ -43,7 +43,7 @@ def test_silences_posted_alerts_and_alert_state_are_shared(cluster_factory, rece
     # heartbeat 2 s: the fallback poll runs every 4 s, so a silence seen within 0.5 s came by NOTIFY
     cfg = scenario_config(tmp_path, receivers, cluster={"heartbeat_interval": "2s", "failover_timeout": "8s"})
     c = cluster_factory(3, cfg, env=receivers.env, haproxy=False)
-    leader, _ = c.leader()
+    leader, epoch = c.leader()
     a, b = [r for r in c.replicas if r is not leader]
 
     sid = _silence(a, "PostedSilenced")
@@ -94,6 +94,10 @@ def test_silences_posted_alerts_and_alert_state_are_shared(cluster_factory, rece
     summaries = sorted(e["payload"]["summary"] for e in receivers.pd_events("trigger"))
     assert sum("PostedLoud" in s for s in summaries) == 1 and sum("PostedSilenced" in s for s in summaries) == 1
     assert sum("CheckoutSlow" in s for s in summaries) == 1, summaries
+    # with a lease of one heartbeat (failover_timeout = 4 heartbeats, its minimum) the leader
+    # confirms twice per lease: it stayed leader the whole test, no takeover in between
+    now_leader, now_epoch = c.leader()
+    assert (now_leader.name, now_epoch) == (leader.name, epoch), "leadership changed hands in a healthy cluster"
 
 
 class _Direct:
