@@ -11,10 +11,7 @@ before it writes. Mixed into ``DuckDBStore``.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
-import duckdb
-from collector import cancel
 from collector.aggregate.exemplars import dedupe
 from collector.model import NS, ExemplarRows
 from collector.store import arrow_rows
@@ -37,29 +34,9 @@ class ExemplarStore:
             self._insert(part, arrow_rows.exemplars_to_arrow(rows.take(np.nonzero(tables == part)[0])))
 
     def read_exemplars(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> ExemplarRows:
-        ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
-        with self._meta:
-            names = sorted(n for n, p in self._parts.items() if p[0] == KIND
-                           and p[3] * NS > start_ns and p[2] * NS < end_ns)
-        if not names or not len(ids):
-            return ExemplarRows.empty()
-        cur = self._cursor()
-        union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
-        cancel.check()
-        cur.register("_ids", ids)
-        try:
-            with cancel.interrupts(cur.interrupt):
-                t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, grp, epoch_ns(observed_at) AS at, value, "
-                            f"trace_id, span_id FROM ({union}) WHERE ts >= make_timestamp({start_ns // 1000}) AND ts < "
-                            f"make_timestamp({end_ns // 1000}) AND series_id IN (SELECT id FROM _ids)"
-                            ).to_arrow_table()
-        except duckdb.InterruptException:
-            cancel.check()
-            raise
-        finally:
-            cur.unregister("_ids")
-        cancel.charge(t.num_rows)
-        return dedupe(arrow_rows.exemplars_from_arrow(t))
+        t = self._read_partitions(KIND, series_ids, start_ns, end_ns, "series_id, epoch_ns(ts) AS ts, grp, "
+                                  "epoch_ns(observed_at) AS at, value, trace_id, span_id")
+        return ExemplarRows.empty() if t is None else dedupe(arrow_rows.exemplars_from_arrow(t))
 
     def _exemplar_views(self) -> None:
         """``exemplars_all`` (every partition) and the analysts' ``latency_exemplars``:

@@ -24,6 +24,7 @@ from collector.aggregate.merge import merge_rows
 from collector.model import NS, HistRows, SampleRows, Series
 from collector.store import arrow_rows
 from collector.store.base import Retention, StoreError, WriteBatch
+from collector.store.coverage import coverage
 from collector.store.duckdb_exemplars import ExemplarStore
 from collector.store.duckdb_maintain import Maintenance
 from collector.store.migrations import EXEMPLAR_COLUMNS, HIST_COLUMNS, MIGRATIONS, SAMPLE_COLUMNS, SCHEMA_VERSION
@@ -252,31 +253,12 @@ class DuckDBStore(Maintenance, ExemplarStore):
 
     # -- reading --------------------------------------------------------------
     def _coverage(self, coarsest: int | None = None) -> list[tuple[int, int, int]]:
-        """(res, from_s, to_s): each time is read from the finest resolution that
-        still holds it — or, with ``coarsest``, from the coarsest resolution up to
-        it wherever that is complete (up to its rollup watermark): a 60 s-step query
-        over a day reads minutes, not 10 s slots."""
-        spans, lows = [], {}
-        upper = 2**62
-        for res in self.resolutions:
-            starts = [p[2] for p in self._parts.values() if p[0] == "hist" and p[1] == res]
-            if not starts:
-                continue
-            lo = lows[res] = min(starts)
-            if lo < upper:
-                spans.append((res, lo, upper))
-                upper = lo
-        prefer = max((r for r in self.resolutions[1:] if coarsest is not None and r <= coarsest), default=None)
-        wm = self._wm.get(prefer) if prefer else None
-        if prefer is None or wm is None or prefer not in lows or wm <= lows[prefer]:
-            return spans
-        out = [(prefer, lows[prefer], wm)]
-        for res, lo, hi in spans:
-            if res < prefer and max(lo, wm) < hi:
-                out.append((res, max(lo, wm), hi))
-            elif res > prefer:
-                out.append((res, lo, min(hi, lows[prefer])))
-        return out
+        """(res, from_s, to_s) spans to read (collector/store/coverage.py)."""
+        lows: dict[int, int] = {}
+        for p in self._parts.values():
+            if p[0] == "hist":
+                lows[p[1]] = min(lows.get(p[1], p[2]), p[2])
+        return coverage(self.resolutions, lows, coarsest, self._wm.get)
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
                   min_end_ns: int | None = None, coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
@@ -346,28 +328,38 @@ class DuckDBStore(Maintenance, ExemplarStore):
         return rows
 
     def read_samples(self, series_ids: np.ndarray, start_ns: int, end_ns: int) -> SampleRows:
-        ids = pa.table({"id": pa.array(np.asarray(series_ids, dtype=np.uint64))})
+        t = self._read_partitions("samples", series_ids, start_ns, end_ns, "series_id, epoch_ns(ts) AS ts, value",
+                                  end_inclusive=True, order="series_id, ts")
+        return SampleRows.empty() if t is None else arrow_rows.samples_from_arrow(t)
+
+    def _read_partitions(self, kind: str, series_ids: np.ndarray, start_ns: int, end_ns: int, columns: str,
+                         end_inclusive: bool = False, order: str = "") -> pa.Table | None:
+        """The rows of ``series_ids`` with ``ts`` in [start, end) (``end_inclusive``: [start, end])
+        from the ``kind`` partitions that overlap it, in one statement the running query's token
+        can interrupt; None when no partition overlaps or no series is asked for."""
+        ids = np.asarray(series_ids, dtype=np.uint64)
         with self._meta:
-            names = sorted(n for n, p in self._parts.items() if p[0] == "samples"
-                           and p[3] * NS > start_ns and p[2] * NS <= end_ns)
-        if not names:
-            return SampleRows.empty()
+            names = sorted(n for n, p in self._parts.items() if p[0] == kind and p[3] * NS > start_ns
+                           and (p[2] * NS <= end_ns if end_inclusive else p[2] * NS < end_ns))
+        if not names or not len(ids):
+            return None
         cur = self._cursor()
         union = " UNION ALL ".join(f"SELECT * FROM {n}" for n in names)
         cancel.check()
-        cur.register("_ids", ids)
+        cur.register("_ids", pa.table({"id": pa.array(ids)}))
         try:
             with cancel.interrupts(cur.interrupt):
-                t = cur.sql(f"SELECT series_id, epoch_ns(ts) AS ts, value FROM ({union}) WHERE ts >= "
-                            f"make_timestamp({start_ns // 1000}) AND ts <= make_timestamp({end_ns // 1000}) AND "
-                            f"series_id IN (SELECT id FROM _ids) ORDER BY series_id, ts").to_arrow_table()
+                t = cur.sql(f"SELECT {columns} FROM ({union}) WHERE ts >= make_timestamp({start_ns // 1000}) "
+                            f"AND ts {'<=' if end_inclusive else '<'} make_timestamp({end_ns // 1000}) "
+                            f"AND series_id IN (SELECT id FROM _ids)"
+                            + (f" ORDER BY {order}" if order else "")).to_arrow_table()
         except duckdb.InterruptException:
-            cancel.check()
+            cancel.check()   # raises Cancelled: the token interrupted the read
             raise
         finally:
             cur.unregister("_ids")
         cancel.charge(t.num_rows)
-        return arrow_rows.samples_from_arrow(t)
+        return t
 
     # -- small documents --------------------------------------------------------
     def kv_put(self, namespace: str, key: str, value: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from collector.aggregate.exemplars import dedupe as dedupe_exemplars
 from collector.aggregate.merge import merge_rows
 from collector.model import NS, ExemplarRows, HistRows, SampleRows, Series
 from collector.store.base import Retention, StoreError, StoreUnavailable, WriteBatch, WriteOutcomeUnknown
+from collector.store.coverage import coverage
 from collector.store.postgres import codec, kv, migrate, partitions
 from collector.store.postgres.connect import PgSettings, describe, first_connect, make_pool, one_line
 from collector.store.postgres.queries import q
@@ -261,32 +262,12 @@ class PostgresStore:
 
     # -- reading --------------------------------------------------------------
     def _coverage(self, conn, coarsest: int | None) -> list[tuple[int, int, int]]:
-        """(res, from_s, to_s), as DuckDBStore._coverage: each time from the finest
-        resolution that still holds it, or rollups up to ``coarsest`` where complete."""
-        lows = dict(conn.execute(q("coverage_state")).fetchall())
-        spans = []
-        upper = 2**62
-        for res in self.resolutions:
-            lo = lows.get(res)
-            if lo is None:
-                continue
-            if lo < upper:
-                spans.append((res, lo, upper))
-                upper = lo
-        prefer = max((r for r in self.resolutions[1:] if coarsest is not None and r <= coarsest), default=None)
-        if prefer is None or prefer not in lows:
-            return spans
-        row = conn.execute(q("get_meta"), {"key": f"rollup_{prefer}"}).fetchone()
-        wm = int(row[0]) if row else None
-        if wm is None or wm <= lows[prefer]:
-            return spans
-        out = [(prefer, lows[prefer], wm)]
-        for res, lo, hi in spans:
-            if res < prefer and max(lo, wm) < hi:
-                out.append((res, max(lo, wm), hi))
-            elif res > prefer:
-                out.append((res, lo, min(hi, lows[prefer])))
-        return out
+        """(res, from_s, to_s) spans to read (collector/store/coverage.py)."""
+        def watermark(res: int) -> int | None:
+            row = conn.execute(q("get_meta"), {"key": f"rollup_{res}"}).fetchone()
+            return int(row[0]) if row else None
+
+        return coverage(self.resolutions, dict(conn.execute(q("coverage_state")).fetchall()), coarsest, watermark)
 
     def read_hist(self, series_ids: np.ndarray, start_ns: int, end_ns: int,
                   min_end_ns: int | None = None, coarsest_res: int | None = None, buckets: bool = True) -> HistRows:
