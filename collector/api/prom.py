@@ -265,19 +265,14 @@ def routes(ctx) -> list[Route]:
                     "buildUser": "", "buildDate": "", "goVersion": "", "application": "tocsin"})
 
     async def exemplars(request: Request):
-        from collector.query.engine import _parse
+        from collector.query.engine import parse_query
         from collector.query.exemplars import query_exemplars
 
         t0 = time.perf_counter()
         try:
             p = await _params(request)
             expr = required(p, "query")
-            try:
-                node = _parse(expr)
-            except ValueError as e:
-                raise BadData(f"invalid parameter \"query\": {e}") from None
-            except BaseException as e:   # the Rust parser panics on some inputs
-                raise BadData(f"invalid parameter \"query\": cannot parse {expr!r}: {e}") from None
+            node = parse_query(expr)
             # Prometheus: without start/end, all the time there is
             start = parse_time(p.get("start"), "start") if p.get("start") else 0.0
             end = parse_time(p.get("end"), "end") if p.get("end") else now() + 3600

@@ -52,6 +52,16 @@ def _parse(expr: str):
         raise
 
 
+def parse_query(expr: str):
+    """``_parse`` for the API's ``query`` parameter: a 400 ``bad_data`` on any error."""
+    try:
+        return _parse(expr)
+    except ValueError as e:
+        raise BadData(f"invalid parameter \"query\": {e}") from None
+    except BaseException as e:  # the Rust parser panics on some inputs
+        raise BadData(f"invalid parameter \"query\": cannot parse {expr!r}: {e}") from None
+
+
 def _unparen(node):
     while type(node).__name__ == "ParenExpr":
         node = node.expr
@@ -143,12 +153,7 @@ class Engine:
 
     # -- evaluation -------------------------------------------------------------------------------
     def _run(self, expr: str, T: np.ndarray, lookback_s, instant: bool) -> Result:
-        try:
-            node = _parse(expr)
-        except ValueError as e:
-            raise BadData(f"invalid parameter \"query\": {e}") from None
-        except BaseException as e:  # the Rust parser panics on some inputs
-            raise BadData(f"invalid parameter \"query\": cannot parse {expr!r}: {e}") from None
+        node = parse_query(expr)
         before = getattr(self.source, "before_query", None)
         if before is not None:   # receiver workers ship what they hold (read your writes)
             before()
