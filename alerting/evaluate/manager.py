@@ -17,7 +17,7 @@ import time as _time
 from dataclasses import dataclass
 
 from alerting.evaluate import examples as trace_examples
-from alerting.evaluate.persist import NAMESPACE as STATE_NS, StatePersister
+from alerting.evaluate.persist import NAMESPACE as STATE_NS, BufferedDocs, ReadOnlyDocs, StateDocs, StatePersister
 from alerting.evaluate.rule_eval import eval_alerting, eval_recording, to_alerts
 from alerting.evaluate.schedule import eval_timestamp, group_offset, next_eval
 from alerting.evaluate.shared import shared_answers
@@ -26,7 +26,7 @@ from alerting.rules.compile import AlertingRule, Group, compile_group
 from alerting.rules.loader import load_files
 from collector import cancel
 from collector.query.stale import STALE_NAN
-from collector.store.base import Fenced, apply_documents
+from collector.store.base import Fenced
 
 log = logging.getLogger("tocsin.rules")
 
@@ -71,7 +71,7 @@ class RuleManager:
         # cluster: fence() -> the leader's epoch (raises Fenced otherwise); data_ready(t) -> (ok, waited s)
         self.fence, self.data_ready, self.share_state = fence, data_ready, share_state
         self._store = store
-        self._persist = StatePersister(_FencedKV(store, fence) if fence is not None and store is not None else store)
+        self._persist = StatePersister(StateDocs(store, fence) if store is not None else None)
         self._restored = self._persist.restore()
         self._groups: dict[str, Group] = {}
         self._entries: dict[tuple[str, str], dict] = {}
@@ -211,7 +211,7 @@ class RuleManager:
             return
         docs = self._store.kv_list(STATE_NS)
         health = self._store.kv_list(HEALTH_NS)
-        fresh = StatePersister(_ReadOnly(docs)).restore()
+        fresh = StatePersister(ReadOnlyDocs(docs)).restore()
         with self._lock:
             keys = {(g.name, r.key) for g in self._groups.values() for r in g.rules}
             self._entries = {k: v for k, v in fresh.items() if k in keys}
@@ -282,7 +282,7 @@ class RuleManager:
         if store is None:
             yield None
             return
-        buf = _BufferedKV(store)
+        buf = BufferedDocs(store)
         self._persist.store = buf
         try:
             yield buf
@@ -415,55 +415,3 @@ class RuleManager:
         with self._lock:
             return [(r, e) for g in self._groups.values() for r in g.rules if isinstance(r, AlertingRule)
                     for e in self._entries.get((g.name, r.key), {}).values() if e.state in (PENDING, FIRING)]
-
-
-class _BufferedKV:
-    """Collects a StatePersister's writes (keys of one group are all distinct, so
-    puts and deletes commute) and applies them in one transaction."""
-
-    def __init__(self, store):
-        self._store = store
-        self._puts: dict[str, dict] = {}
-        self._deletes: dict[str, list[str]] = {}
-
-    def kv_put_many(self, namespace: str, items: dict) -> None:
-        self._puts.setdefault(namespace, {}).update(items)
-
-    def kv_delete(self, namespace: str, key: str) -> None:
-        self._deletes.setdefault(namespace, []).append(key)
-
-    def flush(self) -> None:
-        if self._puts or self._deletes:
-            if isinstance(self._store, _FencedKV):
-                self._store.kv_apply(self._puts, self._deletes)
-            else:
-                apply_documents(self._store, self._puts, self._deletes)
-
-
-class _FencedKV:
-    """The store as the cluster leader writes it: every write checks the epoch."""
-
-    def __init__(self, store, fence):
-        self._store, self._fence = store, fence
-
-    def kv_list(self, namespace: str) -> dict:
-        return self._store.kv_list(namespace)
-
-    def kv_put_many(self, namespace: str, items: dict) -> None:
-        self.kv_apply({namespace: items}, {})
-
-    def kv_delete(self, namespace: str, key: str) -> None:
-        self.kv_apply({}, {namespace: [key]})
-
-    def kv_apply(self, puts: dict, deletes: dict) -> None:
-        apply_documents(self._store, puts, deletes, fence=self._fence())
-
-
-class _ReadOnly:
-    """Documents already read, for StatePersister.restore."""
-
-    def __init__(self, docs: dict):
-        self._docs = docs
-
-    def kv_list(self, namespace: str) -> dict:
-        return self._docs

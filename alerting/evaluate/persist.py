@@ -3,6 +3,7 @@ alert, written only when its state (not its value) changed."""
 from __future__ import annotations
 
 from alerting.evaluate.state import AlertEntry
+from collector.store.base import apply_documents
 
 NAMESPACE = "alert_state"
 
@@ -80,3 +81,54 @@ class StatePersister:
         for k in [k for k in self._written if split_key(k)[:2] not in keep]:
             self.store.kv_delete(NAMESPACE, k)
             self._forget(k)
+
+
+# -- how the documents reach the store ----------------------------------------------
+class StateDocs:
+    """The store as the evaluator writes it: each write one transaction; in a cluster
+    (``fence``: the leader's epoch, or Fenced) every write checks the epoch."""
+
+    def __init__(self, store, fence=None):
+        self._store, self._fence = store, fence
+
+    def kv_list(self, namespace: str) -> dict:
+        return self._store.kv_list(namespace)
+
+    def kv_put_many(self, namespace: str, items: dict) -> None:
+        self.kv_apply({namespace: items}, {})
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        self.kv_apply({}, {namespace: [key]})
+
+    def kv_apply(self, puts: dict, deletes: dict) -> None:
+        apply_documents(self._store, puts, deletes, fence=self._fence() if self._fence is not None else None)
+
+
+class BufferedDocs:
+    """Collects a StatePersister's writes (keys of one group are all distinct, so
+    puts and deletes commute) and applies them to a StateDocs in one transaction."""
+
+    def __init__(self, docs: StateDocs):
+        self._docs = docs
+        self._puts: dict[str, dict] = {}
+        self._deletes: dict[str, list[str]] = {}
+
+    def kv_put_many(self, namespace: str, items: dict) -> None:
+        self._puts.setdefault(namespace, {}).update(items)
+
+    def kv_delete(self, namespace: str, key: str) -> None:
+        self._deletes.setdefault(namespace, []).append(key)
+
+    def flush(self) -> None:
+        if self._puts or self._deletes:
+            self._docs.kv_apply(self._puts, self._deletes)
+
+
+class ReadOnlyDocs:
+    """Documents already read, for StatePersister.restore."""
+
+    def __init__(self, docs: dict):
+        self._docs = docs
+
+    def kv_list(self, namespace: str) -> dict:
+        return self._docs
