@@ -66,10 +66,25 @@ class Replica:
         return f"http://127.0.0.1:{self.ports['api']}"
 
     def start(self, timeout: float = 90) -> "Replica":
-        self.proc = ServerProcess(self.workdir, self.config, self.env).start(timeout=timeout)
-        return self
+        for attempt in range(3):
+            try:
+                self.proc = ServerProcess(self.workdir, self.config, self.env).start(timeout=timeout)
+                self.started = True
+                return self
+            except RuntimeError as e:
+                # free_port() hands out ephemeral ports, which an outgoing connection may take
+                # before the replica binds them. Before its first start nothing (HAProxy
+                # included) knows its ports yet, so it takes new ones; later it keeps its own.
+                if self.started or attempt == 2 or "address already in use" not in str(e):
+                    raise
+                self.ports = {k: free_port() for k in self.ports}
+                self.env.update({"TOCSIN_RECEIVERS__OTLP__HTTP__LISTEN": f"127.0.0.1:{self.ports['http']}",
+                                 "TOCSIN_RECEIVERS__OTLP__GRPC__LISTEN": f"127.0.0.1:{self.ports['grpc']}",
+                                 "TOCSIN_API__LISTEN": f"127.0.0.1:{self.ports['api']}"})
+        raise AssertionError("unreachable")
 
     frozen: bool = False
+    started: bool = False
 
     def freeze(self) -> None:
         """SIGSTOP: the process stalls (its sockets stay open)."""
